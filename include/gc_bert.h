@@ -1,0 +1,77 @@
+/* gc_bert.h: the BERT-family encoder (MiniLM, BGE, E5, ...): forward and backward in C, Hugging
+ * Face / sentence-transformers model folders in and out, and random initialisation. */
+#ifndef GC_BERT_H
+#define GC_BERT_H
+
+#include "gradcache.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum gc_pooling { GC_POOL_MEAN = 0, GC_POOL_CLS = 1, GC_POOL_MAX = 2 } gc_pooling;
+
+typedef struct gc_bert_config {
+    int vocab_size;
+    int hidden;
+    int layers;
+    int heads;
+    int intermediate;
+    int max_position;
+    int type_vocab;
+    float layer_norm_eps;
+    float hidden_dropout; /* hidden_dropout_prob */
+    float attn_dropout;   /* attention_probs_dropout_prob */
+    int pad_id;
+    /* sentence-transformers modules */
+    gc_pooling pooling;
+    int normalize;      /* a Normalize module follows pooling */
+    int max_seq_length; /* sentence_bert_config.json (or max_position) */
+} gc_bert_config;
+
+typedef struct gc_bert gc_bert;
+
+/* Load a sentence-transformers folder (modules.json, config.json, model.safetensors,
+ * sentence_bert_config.json, 1_Pooling/config.json, optional 2_Normalize) or a plain Hugging
+ * Face BertModel folder (mean pooling, no normalize). */
+gc_status gc_bert_load(gc_bert **out, const char *model_dir);
+/* A randomly initialised model (normal(0, 0.02) weights, zero biases, unit LayerNorm). */
+gc_status gc_bert_init_random(gc_bert **out, const gc_bert_config *cfg, uint64_t seed);
+/* Parse a Hugging Face config.json into cfg (sentence-transformers fields get defaults). */
+gc_status gc_bert_config_from_json(gc_bert_config *cfg, const char *config_path);
+void gc_bert_free(gc_bert *m);
+
+const gc_bert_config *gc_bert_get_config(const gc_bert *m);
+/* Override the dropout probabilities (both hidden and attention). */
+void gc_bert_set_dropout(gc_bert *m, float p);
+
+/* Write the sentence-transformers layout to out_dir: config.json, model.safetensors (F32),
+ * modules.json, sentence_bert_config.json, config_sentence_transformers.json,
+ * 1_Pooling/config.json, 2_Normalize/ when normalize; tokenizer files (vocab.txt,
+ * tokenizer.json, tokenizer_config.json, special_tokens_map.json) are copied from
+ * tokenizer_src_dir when it has them. out_dir is created if needed. */
+gc_status gc_bert_save(const gc_bert *m, const char *out_dir, const char *tokenizer_src_dir);
+
+/* Size the activation buffers: chunks of up to max_chunk sequences of up to max_len tokens,
+ * `slots` activation slots (see gc_encode_args.slot). Allocates once; a step never does. */
+gc_status gc_bert_reserve(gc_bert *m, int max_chunk, int max_len, int slots);
+
+/* The encoder interface over this model; inputs are gc_token_batch. The encoder does not own
+ * the model: gc_encoder_free on it does nothing to m. */
+gc_encoder gc_bert_encoder(gc_bert *m);
+
+/* Flat parameter and gradient buffers and their size (the optimizer's view). */
+size_t gc_bert_num_params(const gc_bert *m);
+float *gc_bert_params(gc_bert *m);
+float *gc_bert_grads(gc_bert *m);
+/* Parameter tensors in order, for per-tensor reports and weight-decay masks:
+ * name (Hugging Face name without the "bert." prefix), offset into the flat buffer, count. */
+int gc_bert_num_tensors(const gc_bert *m);
+gc_status gc_bert_tensor_info(const gc_bert *m, int i, const char **name, size_t *offset,
+                              size_t *count);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,108 @@
+/* gc_io.h: files from the outside world: safetensors, atomic file writing, JSONL training
+ * data (plain or gzip), and .npy output. Every reader validates what it reads and reports
+ * problems as GC_ERR_FORMAT with a message naming the file (and line, for data). */
+#ifndef GC_IO_H
+#define GC_IO_H
+
+#include "gradcache.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- whole files and atomic writes ---- */
+
+/* Read a whole file into a NUL-terminated buffer (free with free()). */
+gc_status gc_read_file(const char *path, char **data, size_t *len);
+
+/* An atomic file writer: bytes go to a temporary file beside `path`; commit fsyncs it, renames
+ * it over `path` and fsyncs the folder, so a crash leaves either the old file or the new one,
+ * never half of one. abort removes the temporary file. Both free the writer. */
+typedef struct gc_afile gc_afile;
+gc_status gc_afile_open(gc_afile **out, const char *path);
+gc_status gc_afile_write(gc_afile *f, const void *data, size_t n);
+gc_status gc_afile_commit(gc_afile *f);
+void gc_afile_abort(gc_afile *f);
+/* Convenience: write `n` bytes to `path` atomically. */
+gc_status gc_write_file_atomic(const char *path, const void *data, size_t n);
+/* mkdir -p */
+gc_status gc_mkdirs(const char *path);
+
+/* ---- safetensors ---- */
+
+typedef enum gc_dtype { GC_DTYPE_F32 = 0, GC_DTYPE_F16 = 1, GC_DTYPE_BF16 = 2 } gc_dtype;
+
+#define GC_ST_MAX_DIMS 8
+
+typedef struct gc_st_tensor {
+    const char *name;
+    gc_dtype dtype;
+    int ndim;
+    int64_t shape[GC_ST_MAX_DIMS];
+    size_t numel;
+    size_t nbytes;
+    const void *data; /* inside the mapping; valid until gc_st_close */
+} gc_st_tensor;
+
+typedef struct gc_safetensors gc_safetensors;
+
+/* Map and validate a .safetensors file: header length inside the file, header JSON well
+ * formed, known dtypes, offsets inside the data area, in order and not overlapping, byte
+ * counts matching shapes. */
+gc_status gc_st_open(gc_safetensors **out, const char *path);
+/* The same from a buffer the caller keeps alive (for tests and fuzzing). */
+gc_status gc_st_open_memory(gc_safetensors **out, const void *buf, size_t len);
+void gc_st_close(gc_safetensors *st);
+int gc_st_count(const gc_safetensors *st);
+const gc_st_tensor *gc_st_get(const gc_safetensors *st, int i);
+/* Find by name; also accepts the name with or without a leading "bert." prefix. */
+const gc_st_tensor *gc_st_find(const gc_safetensors *st, const char *name);
+/* Copy a tensor out as float32 (F16/BF16 converted). Fails unless numel == n. */
+gc_status gc_st_read_f32(const gc_st_tensor *t, float *dst, size_t n);
+
+typedef struct gc_st_item {
+    const char *name;
+    const float *data;
+    int ndim;
+    int64_t shape[GC_ST_MAX_DIMS];
+} gc_st_item;
+/* Write F32 tensors (in the given order) to `path` atomically; metadata may be NULL. */
+gc_status gc_st_write(const char *path, const gc_st_item *items, int n, const char *format_meta);
+
+/* ---- training data: JSONL / JSONL.gz ---- */
+
+typedef struct gc_pair {
+    char *query;
+    char *positive;
+    char **negatives;
+    int num_negatives;
+} gc_pair;
+
+typedef struct gc_dataset {
+    gc_pair *pairs;
+    size_t n;
+    const char *path;
+} gc_dataset;
+
+/* Load one object per line with "query" and "positive" strings and an optional "negatives"
+ * array of strings; other fields ignored; blank lines skipped. gzip is detected by its magic
+ * bytes. Malformed JSON, missing or non-string fields, invalid UTF-8, a truncated gzip stream
+ * and an empty file are errors naming file:line. */
+gc_status gc_dataset_load(gc_dataset **out, const char *path);
+void gc_dataset_free(gc_dataset *d);
+
+/* ---- .npy ---- */
+
+/* Write a (rows, cols) float32 C-order array as .npy (version 1.0), atomically. */
+gc_status gc_npy_write_f32(const char *path, const float *data, size_t rows, size_t cols);
+/* Read a float32 2-D .npy written by the above (or numpy). *data is malloc'd. */
+gc_status gc_npy_read_f32(const char *path, float **data, size_t *rows, size_t *cols);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,51 @@
+/* gc_tokenizer.h: the WordPiece tokenizer of BERT-family models, equal to Hugging Face's
+ * BertTokenizerFast: text cleaning, CJK splitting, lowercasing and accent stripping for
+ * uncased models, punctuation splitting, greedy longest-match WordPiece with "##", [UNK] for
+ * words over 100 characters, [CLS] ... [SEP] with truncation. */
+#ifndef GC_TOKENIZER_H
+#define GC_TOKENIZER_H
+
+#include "gradcache.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct gc_tokenizer gc_tokenizer;
+
+typedef struct gc_tokenizer_config {
+    int lowercase;              /* do_lower_case */
+    int strip_accents;          /* -1: follow lowercase (HF's None), 0 or 1 */
+    int tokenize_chinese_chars; /* 1 by default */
+} gc_tokenizer_config;
+
+/* From a model folder: vocab.txt (or the vocabulary inside tokenizer.json), and the options of
+ * tokenizer_config.json / tokenizer.json's normalizer. */
+gc_status gc_tokenizer_load(gc_tokenizer **out, const char *model_dir);
+/* From a vocab.txt with explicit options (cfg NULL: uncased defaults). */
+gc_status gc_tokenizer_from_vocab(gc_tokenizer **out, const char *vocab_path,
+                                  const gc_tokenizer_config *cfg);
+/* From vocabulary text in memory (one token per line). */
+gc_status gc_tokenizer_from_memory(gc_tokenizer **out, const char *vocab, size_t len,
+                                   const gc_tokenizer_config *cfg);
+void gc_tokenizer_free(gc_tokenizer *t);
+
+/* Encode UTF-8 text (len bytes) as [CLS] tokens... [SEP], at most max_len ids in all
+ * (max_len >= 2), into ids (room for max_len). *n gets the count. Reentrant: may be called
+ * from many threads at once on one tokenizer. Invalid UTF-8 is an error. */
+gc_status gc_tokenizer_encode(const gc_tokenizer *t, const char *text, size_t len, int max_len,
+                              int32_t *ids, int *n);
+
+int gc_tokenizer_vocab_size(const gc_tokenizer *t);
+/* id of a token, or -1 */
+int gc_tokenizer_token_id(const gc_tokenizer *t, const char *token);
+int gc_tokenizer_cls_id(const gc_tokenizer *t);
+int gc_tokenizer_sep_id(const gc_tokenizer *t);
+int gc_tokenizer_pad_id(const gc_tokenizer *t);
+int gc_tokenizer_unk_id(const gc_tokenizer *t);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
