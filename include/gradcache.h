@@ -247,6 +247,20 @@ void gc_engine_set_temperature(gc_engine *e, float temperature);
  * On return the encoders' gradients hold d loss / d params for the whole batch. */
 gc_status gc_engine_step(gc_engine *e, const void *queries, const void *passages, int B, int K,
                          uint32_t step, gc_step_stats *stats);
+/* Per-call options of gc_engine_step_opts. Plain gradient accumulation over N micro-batches
+ * (each with only its own in-batch negatives) calls it N times with accumulate = 1 after the
+ * first and loss_scale = 1/N. */
+typedef struct gc_step_options {
+    int accumulate;   /* add into the encoders' gradients instead of zeroing them first */
+    float loss_scale; /* scales the loss gradient (and stats.loss is unscaled); 0 means 1 */
+    int skip_reduce;  /* do not all-reduce gradients after this call (the caller will) */
+} gc_step_options;
+gc_status gc_engine_step_opts(gc_engine *e, const void *queries, const void *passages, int B,
+                              int K, uint32_t step, const gc_step_options *opts,
+                              gc_step_stats *stats);
+/* All-reduce the encoders' gradients through the communicator (after skip_reduce steps). */
+gc_status gc_engine_reduce_grads(gc_engine *e);
+
 /* Representations of the last step (B,d) and (P,d), for tests and diagnostics. */
 const float *gc_engine_query_reps(const gc_engine *e);
 const float *gc_engine_passage_reps(const gc_engine *e);
