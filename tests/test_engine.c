@@ -1,0 +1,554 @@
+/* test_engine.c: the gradient-cache engine on the toy encoder.
+ *
+ *  - with dropout on, cached gradients equal no-cache gradients for every chunking (shared
+ *    encoder, hard negatives, symmetric loss, two towers), per tensor;
+ *  - the no-cache gradient matches finite differences of the step's loss;
+ *  - bitwise determinism for one seed, different gradients for another;
+ *  - accumulation with loss_scale equals the average of single steps;
+ *  - the communicator seam: call counts, skip_reduce, and a two-rank run on threads that
+ *    reproduces the single-process gradients;
+ *  - bad calls return a status with a message. */
+#include "gradcache.h"
+#include "test_util.h"
+
+#include <omp.h>
+#include <pthread.h>
+#include <string.h>
+
+enum { VOCAB = 50, EMBED = 8, HIDDEN = 16, DIM = 8, BATCH = 16, MAXK = 2, MAXP = BATCH * 3 };
+
+/* ------------------------------------------------------------------------------------------ */
+/* Data: random token sequences of 1..8 ids, addressed by (data seed, side, example). */
+
+typedef struct side_data {
+    int32_t ids[MAXP * 8];
+    int64_t offsets[MAXP + 1];
+    gc_token_batch tb;
+} side_data;
+
+static void make_side(side_data *s, int n, uint64_t seed, int side) {
+    s->offsets[0] = 0;
+    for (int i = 0; i < n; i++) {
+        float u[9];
+        gc_rng_addr a = {seed, 0, (uint32_t)side, (uint32_t)i, 0};
+        gc_rng_uniform_fill(u, &a, 0, 9);
+        int len = 1 + (int)(u[0] * 8);
+        for (int t = 0; t < len; t++) s->ids[s->offsets[i] + t] = (int32_t)(u[1 + t] * VOCAB);
+        s->offsets[i + 1] = s->offsets[i] + len;
+    }
+    s->tb = (gc_token_batch){n, s->ids, s->offsets};
+}
+
+static side_data g_q[2], g_p[2]; /* two batches */
+
+/* ------------------------------------------------------------------------------------------ */
+/* Toy tensors, in the order of the flat buffer documented in src/models/toy.c. */
+
+static const char *g_tensor[5] = {"emb", "w1", "b1", "w2", "b2"};
+static const size_t g_size[5] = {VOCAB * EMBED, HIDDEN *EMBED, HIDDEN, DIM *HIDDEN, DIM};
+#define NPARAMS (VOCAB * EMBED + HIDDEN * EMBED + HIDDEN + DIM * HIDDEN + DIM)
+
+static gc_status make_toy(gc_encoder *enc, uint64_t init_seed, int dim) {
+    gc_toy_config c = {VOCAB, EMBED, HIDDEN, dim, 0.1f, MAXP, 2, MAXP * 8, init_seed};
+    return gc_toy_encoder_create(enc, &c);
+}
+
+typedef struct variant {
+    const char *name;
+    int K, symmetric, cosine, two_towers;
+} variant;
+
+static gc_engine_config engine_cfg(const variant *v, int qc, int pc, int no_cache, uint64_t seed) {
+    gc_engine_config c;
+    memset(&c, 0, sizeof c);
+    c.max_batch = BATCH;
+    c.max_negatives = MAXK;
+    c.query_chunk = qc;
+    c.passage_chunk = pc;
+    c.no_cache = no_cache;
+    c.loss.temperature = 0.1f;
+    c.loss.symmetric = v->symmetric;
+    c.loss.cosine = v->cosine;
+    c.learn_temperature = 1;
+    c.seed = seed;
+    return c;
+}
+
+/* One step with fresh encoders; grads (2 * NPARAMS: query tower, then passage tower, which is
+ * the query tower again when shared) and stats out. */
+static gc_status run_step(const variant *v, int qc, int pc, int no_cache, uint64_t seed,
+                          float *grads, gc_step_stats *stats) {
+    gc_encoder eq, ep;
+    gc_status st = make_toy(&eq, 11, DIM);
+    if (st != GC_OK) return st;
+    if (v->two_towers && (st = make_toy(&ep, 12, DIM)) != GC_OK) return st;
+    gc_encoder *penc = v->two_towers ? &ep : &eq;
+    gc_engine *e = NULL;
+    gc_engine_config cfg = engine_cfg(v, qc, pc, no_cache, seed);
+    st = gc_engine_create(&e, &cfg, &eq, penc, NULL);
+    if (st == GC_OK) st = gc_engine_step(e, &g_q[0].tb, &g_p[0].tb, BATCH, v->K, 3, stats);
+    if (st == GC_OK) {
+        memcpy(grads, eq.ops->grads(eq.ctx), sizeof(float) * NPARAMS);
+        memcpy(grads + NPARAMS, penc->ops->grads(penc->ctx), sizeof(float) * NPARAMS);
+    }
+    gc_engine_free(e);
+    gc_encoder_free(&eq);
+    if (v->two_towers) gc_encoder_free(&ep);
+    return st;
+}
+
+/* Per-tensor norm-relative error of both towers; returns the largest, updates worst[]. */
+static double tensor_errors(const float *a, const float *ref, double worst[10]) {
+    double m = 0.0;
+    size_t off = 0;
+    for (int t = 0; t < 2; t++) {
+        for (int k = 0; k < 5; k++) {
+            double err = norm_rel_err(a + off, ref + off, g_size[k]);
+            if (err > worst[t * 5 + k]) worst[t * 5 + k] = err;
+            if (err > m) m = err;
+            off += g_size[k];
+        }
+    }
+    return m;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static void test_cache_equals_no_cache(void) {
+    static const variant variants[] = {
+        {"shared, K=0", 0, 0, 0, 0},
+        {"shared, K=2", 2, 0, 0, 0},
+        {"shared, symmetric", 0, 1, 0, 0},
+        {"two towers, K=2", 2, 0, 0, 1},
+        {"two towers, K=2, symmetric, cosine", 2, 1, 1, 1},
+    };
+    static const int chunks[][2] = {{1, 1}, {3, 3},     {8, 8}, {BATCH, BATCH},
+                                    {1, 8}, {3, BATCH}, {8, 3}, {BATCH, 1}};
+    float *ref = malloc(sizeof(float) * 2 * NPARAMS), *g = malloc(sizeof(float) * 2 * NPARAMS);
+    double worst[10] = {0};
+    double worst_loss = 0.0, worst_dlt = 0.0;
+    for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
+        const variant *var = &variants[v];
+        gc_step_stats sref, s;
+        CHECK_OK(run_step(var, BATCH, BATCH, 1, 5, ref, &sref));
+        double vmax = 0.0;
+        for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+            int qc = chunks[c][0], pc = chunks[c][1];
+            CHECK_OK(run_step(var, qc, pc, 0, 5, g, &s));
+            double err = tensor_errors(g, ref, worst);
+            CHECK(err <= 1e-5, "%s, chunks %d/%d: gradient differs by %.3e", var->name, qc, pc,
+                  err);
+            double lerr = fabs(s.loss - sref.loss) / fabs(sref.loss);
+            double derr = fabs(s.dlog_tau - sref.dlog_tau) / fmax(fabs(sref.dlog_tau), 1e-12);
+            CHECK(lerr <= 1e-6, "%s, chunks %d/%d: loss %.9g vs %.9g", var->name, qc, pc, s.loss,
+                  sref.loss);
+            CHECK(derr <= 1e-5, "%s, chunks %d/%d: dlog_tau %.9g vs %.9g", var->name, qc, pc,
+                  s.dlog_tau, sref.dlog_tau);
+            CHECK(s.accuracy == sref.accuracy, "%s: accuracy", var->name);
+            if (err > vmax) vmax = err;
+            if (lerr > worst_loss) worst_loss = lerr;
+            if (derr > worst_dlt) worst_dlt = derr;
+        }
+        printf("  %-36s loss %.5f  acc %.3f  max per-tensor err over chunkings %.2e\n", var->name,
+               sref.loss, sref.accuracy, vmax);
+    }
+    printf("  cache vs no-cache, worst per tensor over all variants and chunkings:\n   ");
+    for (int t = 0; t < 2; t++)
+        for (int k = 0; k < 5; k++)
+            printf(" %s.%s %.1e", t ? "p" : "q", g_tensor[k], worst[t * 5 + k]);
+    printf("\n  worst loss rel err %.1e, dlog_tau rel err %.1e\n", worst_loss, worst_dlt);
+    free(ref), free(g);
+}
+
+/* The no-cache gradient against finite differences of the loss a step reports, on the
+ * largest-gradient entries of each tensor (dropout on: masks are fixed by the address). */
+static void test_finite_differences(void) {
+    gc_encoder enc;
+    CHECK_OK(make_toy(&enc, 11, DIM));
+    variant v = {"", 2, 1, 0, 0};
+    gc_engine_config cfg = engine_cfg(&v, BATCH, BATCH, 1, 5);
+    gc_engine *e = NULL;
+    CHECK_OK(gc_engine_create(&e, &cfg, &enc, &enc, NULL));
+    if (!e) return;
+    gc_step_stats s;
+    CHECK_OK(gc_engine_step(e, &g_q[0].tb, &g_p[0].tb, BATCH, 2, 3, &s));
+    float *grad = malloc(sizeof(float) * NPARAMS);
+    memcpy(grad, enc.ops->grads(enc.ctx), sizeof(float) * NPARAMS);
+    float *p = enc.ops->params(enc.ctx);
+    const float eps = 5e-3f;
+    size_t off = 0;
+    for (int k = 0; k < 5; k++) {
+        enum { PICK = 6 };
+        float an[PICK], fd[PICK];
+        int used[PICK];
+        for (int j = 0; j < PICK; j++) { /* the PICK largest |grad| entries of tensor k */
+            size_t best = off;
+            float bv = -1.0f;
+            for (size_t i = off; i < off + g_size[k]; i++) {
+                int taken = 0;
+                for (int q = 0; q < j; q++) taken |= used[q] == (int)i;
+                if (!taken && fabsf(grad[i]) > bv) bv = fabsf(grad[i]), best = i;
+            }
+            used[j] = (int)best;
+            float keep = p[best];
+            double l[4];
+            const float steps[4] = {2.0f, 1.0f, -1.0f, -2.0f};
+            for (int q = 0; q < 4; q++) {
+                p[best] = keep + steps[q] * eps;
+                gc_step_stats sq;
+                CHECK_OK(gc_engine_step(e, &g_q[0].tb, &g_p[0].tb, BATCH, 2, 3, &sq));
+                l[q] = sq.loss;
+            }
+            p[best] = keep;
+            an[j] = grad[best];
+            fd[j] = (float)((8.0 * (l[1] - l[2]) - (l[0] - l[3])) / (12.0 * eps));
+        }
+        double err = norm_rel_err(an, fd, PICK);
+        printf("  no-cache gradient vs finite differences of the loss, %-3s: %.2e\n", g_tensor[k],
+               err);
+        CHECK(err < 1e-2, "%s: finite-difference error %.3e", g_tensor[k], err);
+        off += g_size[k];
+    }
+    free(grad);
+    gc_engine_free(e);
+    gc_encoder_free(&enc);
+}
+
+static void test_determinism(void) {
+    int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    variant v = {"", 2, 1, 0, 1};
+    float *a = malloc(sizeof(float) * 2 * NPARAMS), *b = malloc(sizeof(float) * 2 * NPARAMS);
+    gc_step_stats sa, sb;
+    CHECK_OK(run_step(&v, 3, 8, 0, 5, a, &sa));
+    CHECK_OK(run_step(&v, 3, 8, 0, 5, b, &sb));
+    int same = memcmp(a, b, sizeof(float) * 2 * NPARAMS) == 0 && sa.loss == sb.loss;
+    CHECK(same, "same seed: gradients are bitwise identical");
+    CHECK_OK(run_step(&v, 3, 8, 0, 6, b, &sb));
+    double diff = norm_rel_err(b, a, 2 * NPARAMS);
+    printf("  seed 5 twice: bitwise %s; seed 6 vs seed 5: norm rel diff %.2e\n",
+           same ? "identical" : "different", diff);
+    CHECK(diff > 1e-3, "a different dropout seed changes the gradient (%.3e)", diff);
+    free(a), free(b);
+    omp_set_num_threads(threads);
+}
+
+static void test_accumulation(void) {
+    gc_encoder enc;
+    CHECK_OK(make_toy(&enc, 11, DIM));
+    variant v = {"", 2, 0, 0, 0};
+    gc_engine_config cfg = engine_cfg(&v, 3, 8, 0, 5);
+    gc_engine *e = NULL;
+    CHECK_OK(gc_engine_create(&e, &cfg, &enc, &enc, NULL));
+    if (!e) return;
+    float *g1 = malloc(sizeof(float) * NPARAMS), *g2 = malloc(sizeof(float) * NPARAMS);
+    float *avg = malloc(sizeof(float) * NPARAMS);
+    float *g = enc.ops->grads(enc.ctx);
+    gc_step_stats s1, s2, h1, h2;
+    CHECK_OK(gc_engine_step(e, &g_q[0].tb, &g_p[0].tb, BATCH, 2, 0, &s1));
+    memcpy(g1, g, sizeof(float) * NPARAMS);
+    CHECK_OK(gc_engine_step(e, &g_q[1].tb, &g_p[1].tb, BATCH, 2, 1, &s2));
+    memcpy(g2, g, sizeof(float) * NPARAMS);
+    for (int i = 0; i < NPARAMS; i++) avg[i] = 0.5f * (g1[i] + g2[i]);
+
+    gc_step_options o = {0, 0.5f, 0};
+    CHECK_OK(gc_engine_step_opts(e, &g_q[0].tb, &g_p[0].tb, BATCH, 2, 0, &o, &h1));
+    o.accumulate = 1;
+    CHECK_OK(gc_engine_step_opts(e, &g_q[1].tb, &g_p[1].tb, BATCH, 2, 1, &o, &h2));
+    double err = norm_rel_err(g, avg, NPARAMS);
+    printf("  two half-scaled accumulated calls vs average of single calls: %.2e\n", err);
+    CHECK(err <= 1e-6, "accumulation differs by %.3e", err);
+    CHECK(h1.loss == s1.loss && h2.loss == s2.loss, "stats.loss is unscaled");
+    CHECK(fabs(h1.dlog_tau - 0.5 * s1.dlog_tau) <= 1e-9 * fabs(s1.dlog_tau) + 1e-12,
+          "dlog_tau carries loss_scale: %.9g vs %.9g", h1.dlog_tau, 0.5 * s1.dlog_tau);
+    CHECK(norm_rel_err(g1, g2, NPARAMS) > 1e-2, "the two batches differ");
+
+    /* Without accumulate the second call replaces the first. */
+    o.accumulate = 0;
+    o.loss_scale = 0.0f; /* 0 means 1 */
+    CHECK_OK(gc_engine_step_opts(e, &g_q[1].tb, &g_p[1].tb, BATCH, 2, 1, &o, &h2));
+    CHECK(norm_rel_err(g, g2, NPARAMS) <= 1e-6, "a plain call zeroes first");
+    free(g1), free(g2), free(avg);
+    gc_engine_free(e);
+    gc_encoder_free(&enc);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Communicators for tests. */
+
+/* Single process that counts calls; its all-reduce doubles, as two identical ranks would. */
+typedef struct counting_comm {
+    int gathers, reduces;
+} counting_comm;
+
+static int cc_rank(void *ctx) {
+    (void)ctx;
+    return 0;
+}
+static int cc_size(void *ctx) {
+    (void)ctx;
+    return 1;
+}
+static gc_status cc_gather(void *ctx, const float *local, size_t rows, size_t d, float *global) {
+    ((counting_comm *)ctx)->gathers++;
+    if (local != global) memmove(global, local, rows * d * sizeof(float));
+    return GC_OK;
+}
+static gc_status cc_reduce(void *ctx, float *buf, size_t n) {
+    ((counting_comm *)ctx)->reduces++;
+    for (size_t i = 0; i < n; i++) buf[i] *= 2.0f;
+    return GC_OK;
+}
+static const gc_comm_ops g_cc_ops = {cc_rank, cc_size, cc_gather, cc_reduce};
+
+static void test_comm_seam(void) {
+    variant v = {"", 2, 0, 0, 1};
+    float *ref = malloc(sizeof(float) * 2 * NPARAMS);
+    CHECK_OK(run_step(&v, 3, 8, 0, 5, ref, NULL));
+    gc_encoder eq, ep;
+    CHECK_OK(make_toy(&eq, 11, DIM));
+    CHECK_OK(make_toy(&ep, 12, DIM));
+    counting_comm cc = {0, 0};
+    gc_comm comm = {&g_cc_ops, &cc};
+    gc_engine_config cfg = engine_cfg(&v, 3, 8, 0, 5);
+    gc_engine *e = NULL;
+    CHECK_OK(gc_engine_create(&e, &cfg, &eq, &ep, &comm));
+    if (!e) return;
+    gc_step_options o = {0, 1.0f, 1};
+    CHECK_OK(gc_engine_step_opts(e, &g_q[0].tb, &g_p[0].tb, BATCH, 2, 3, &o, NULL));
+    CHECK(cc.gathers == 3 && cc.reduces == 0, "skip_reduce: %d gathers, %d reduces", cc.gathers,
+          cc.reduces);
+    CHECK(norm_rel_err(eq.ops->grads(eq.ctx), ref, NPARAMS) <= 1e-6, "unreduced grads");
+    CHECK_OK(gc_engine_reduce_grads(e));
+    CHECK(cc.reduces == 2, "two towers reduce twice (%d)", cc.reduces);
+    for (int i = 0; i < 2 * NPARAMS; i++) ref[i] *= 2.0f;
+    CHECK(norm_rel_err(eq.ops->grads(eq.ctx), ref, NPARAMS) <= 1e-6 &&
+              norm_rel_err(ep.ops->grads(ep.ctx), ref + NPARAMS, NPARAMS) <= 1e-6,
+          "the reduction reaches both towers' gradients");
+    gc_engine_free(e);
+    gc_encoder_free(&ep);
+
+    cc.gathers = cc.reduces = 0;
+    CHECK_OK(gc_engine_create(&e, &cfg, &eq, &eq, &comm));
+    CHECK_OK(gc_engine_step(e, &g_q[0].tb, &g_p[0].tb, BATCH, 0, 3, NULL));
+    CHECK(cc.gathers == 2 && cc.reduces == 1, "shared, K=0: %d gathers, %d reduces", cc.gathers,
+          cc.reduces);
+    gc_engine_free(e);
+    gc_encoder_free(&eq);
+    free(ref);
+}
+
+/* Two ranks on two threads sharing a staging area; barriers order the exchanges. */
+enum { NRANKS = 2, STAGE = 4096 };
+typedef struct thread_world {
+    pthread_barrier_t bar;
+    float stage[NRANKS][STAGE];
+} thread_world;
+
+typedef struct thread_comm {
+    thread_world *w;
+    int rank;
+} thread_comm;
+
+static int tc_rank(void *ctx) {
+    return ((thread_comm *)ctx)->rank;
+}
+static int tc_size(void *ctx) {
+    (void)ctx;
+    return NRANKS;
+}
+static gc_status tc_gather(void *ctx, const float *local, size_t rows, size_t d, float *global) {
+    thread_comm *c = ctx;
+    size_t n = rows * d;
+    if (n > STAGE) return gc_set_error(GC_ERR_INTERNAL, "test comm: %zu floats to gather", n);
+    memcpy(c->w->stage[c->rank], local, n * sizeof(float));
+    pthread_barrier_wait(&c->w->bar);
+    for (int r = 0; r < NRANKS; r++) memcpy(global + r * n, c->w->stage[r], n * sizeof(float));
+    pthread_barrier_wait(&c->w->bar);
+    return GC_OK;
+}
+static gc_status tc_reduce(void *ctx, float *buf, size_t n) {
+    thread_comm *c = ctx;
+    if (n > STAGE) return gc_set_error(GC_ERR_INTERNAL, "test comm: %zu floats to reduce", n);
+    memcpy(c->w->stage[c->rank], buf, n * sizeof(float));
+    pthread_barrier_wait(&c->w->bar);
+    for (size_t i = 0; i < n; i++) {
+        float s = 0.0f;
+        for (int r = 0; r < NRANKS; r++) s += c->w->stage[r][i];
+        buf[i] = s;
+    }
+    pthread_barrier_wait(&c->w->bar);
+    return GC_OK;
+}
+static const gc_comm_ops g_tc_ops = {tc_rank, tc_size, tc_gather, tc_reduce};
+
+typedef struct rank_job {
+    thread_comm comm;
+    const variant *v;
+    gc_status st;
+    char msg[256];
+    float grads[2 * NPARAMS];
+    float qreps[BATCH * DIM], preps[MAXP * DIM];
+    gc_step_stats stats;
+} rank_job;
+
+static void *rank_main(void *arg) {
+    rank_job *j = arg;
+    gc_encoder eq, ep;
+    j->st = make_toy(&eq, 11, DIM);
+    if (j->st == GC_OK) j->st = make_toy(&ep, 12, DIM);
+    gc_encoder *penc = j->v->two_towers ? &ep : &eq;
+    gc_comm comm = {&g_tc_ops, &j->comm};
+    gc_engine_config cfg = engine_cfg(j->v, 3, 5, 0, 5);
+    gc_engine *e = NULL;
+    if (j->st == GC_OK) j->st = gc_engine_create(&e, &cfg, &eq, penc, &comm);
+    /* every rank must reach every barrier, so a failure here would hang: check before */
+    if (j->st == GC_OK)
+        j->st = gc_engine_step(e, &g_q[0].tb, &g_p[0].tb, BATCH, j->v->K, 3, &j->stats);
+    if (j->st == GC_OK) {
+        memcpy(j->grads, eq.ops->grads(eq.ctx), sizeof(float) * NPARAMS);
+        memcpy(j->grads + NPARAMS, penc->ops->grads(penc->ctx), sizeof(float) * NPARAMS);
+        memcpy(j->qreps, gc_engine_query_reps(e), sizeof j->qreps);
+        memcpy(j->preps, gc_engine_passage_reps(e), sizeof(float) * BATCH * (1 + j->v->K) * DIM);
+    }
+    snprintf(j->msg, sizeof j->msg, "%s", gc_last_error());
+    gc_engine_free(e);
+    gc_encoder_free(&eq);
+    gc_encoder_free(&ep);
+    gc_matmul_cleanup(); /* the primitive cache is per thread */
+    return NULL;
+}
+
+static void test_two_ranks(void) {
+    static const variant variants[] = {{"two ranks, shared, K=2", 2, 0, 0, 0},
+                                       {"two ranks, two towers, K=2, symmetric", 2, 1, 0, 1},
+                                       {"two ranks, shared, K=0", 0, 0, 0, 0}};
+    thread_world *w = malloc(sizeof *w);
+    rank_job *jobs = malloc(sizeof(rank_job) * NRANKS);
+    float *ref = malloc(sizeof(float) * 2 * NPARAMS);
+    for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
+        gc_step_stats sref;
+        CHECK_OK(run_step(&variants[v], BATCH, BATCH, 1, 5, ref, &sref));
+        pthread_barrier_init(&w->bar, NULL, NRANKS);
+        pthread_t th[NRANKS];
+        for (int r = 0; r < NRANKS; r++) {
+            jobs[r].comm = (thread_comm){w, r};
+            jobs[r].v = &variants[v];
+            pthread_create(&th[r], NULL, rank_main, &jobs[r]);
+        }
+        for (int r = 0; r < NRANKS; r++) pthread_join(th[r], NULL);
+        pthread_barrier_destroy(&w->bar);
+        double worst[10] = {0}, m = 0.0;
+        for (int r = 0; r < NRANKS; r++) {
+            CHECK(jobs[r].st == GC_OK, "rank %d: %s", r, jobs[r].msg);
+            double err = tensor_errors(jobs[r].grads, ref, worst);
+            if (err > m) m = err;
+            CHECK(fabs(jobs[r].stats.loss - sref.loss) <= 1e-6 * fabs(sref.loss),
+                  "rank %d loss %.9g vs %.9g", r, jobs[r].stats.loss, sref.loss);
+        }
+        CHECK(m <= 1e-5, "%s: gradient differs from one process by %.3e", variants[v].name, m);
+        CHECK(memcmp(jobs[0].preps, jobs[1].preps,
+                     sizeof(float) * BATCH * (1 + variants[v].K) * DIM) == 0 &&
+                  memcmp(jobs[0].qreps, jobs[1].qreps, sizeof jobs[0].qreps) == 0,
+              "ranks gather the same representations");
+        printf("  %-40s max per-tensor err vs one process %.2e\n", variants[v].name, m);
+    }
+    free(ref), free(jobs), free(w);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+#define CHECK_REFUSED(expr, what)                                                                  \
+    do {                                                                                           \
+        gc_clear_error();                                                                          \
+        gc_status st_r = (expr);                                                                   \
+        CHECK(st_r != GC_OK && gc_last_error()[0], "%s: status %d, message '%s'", what, (int)st_r, \
+              gc_last_error());                                                                    \
+        printf("  refused %-28s %s\n", what, gc_last_error());                                     \
+    } while (0)
+
+static void test_bad_calls(void) {
+    gc_encoder eq, e6, broken = {NULL, NULL};
+    CHECK_OK(make_toy(&eq, 11, DIM));
+    CHECK_OK(make_toy(&e6, 13, 6));
+    variant v = {"", 0, 0, 0, 0};
+    gc_engine_config good = engine_cfg(&v, 3, 8, 0, 5), c;
+    gc_engine *e = NULL;
+
+    CHECK_REFUSED(gc_engine_create(NULL, &good, &eq, &eq, NULL), "NULL engine pointer");
+    CHECK_REFUSED(gc_engine_create(&e, NULL, &eq, &eq, NULL), "NULL config");
+    CHECK_REFUSED(gc_engine_create(&e, &good, NULL, &eq, NULL), "NULL query encoder");
+    CHECK_REFUSED(gc_engine_create(&e, &good, &eq, NULL, NULL), "NULL passage encoder");
+    CHECK_REFUSED(gc_engine_create(&e, &good, &broken, &eq, NULL), "encoder without ops");
+    CHECK_REFUSED(gc_engine_create(&e, &good, &eq, &e6, NULL), "towers of different dim");
+    c = good, c.query_chunk = 0;
+    CHECK_REFUSED(gc_engine_create(&e, &c, &eq, &eq, NULL), "query chunk 0");
+    c = good, c.passage_chunk = -2;
+    CHECK_REFUSED(gc_engine_create(&e, &c, &eq, &eq, NULL), "passage chunk -2");
+    c = good, c.max_batch = 0;
+    CHECK_REFUSED(gc_engine_create(&e, &c, &eq, &eq, NULL), "max_batch 0");
+    c = good, c.max_negatives = -1;
+    CHECK_REFUSED(gc_engine_create(&e, &c, &eq, &eq, NULL), "max_negatives -1");
+    c = good, c.loss.temperature = 0.0f;
+    CHECK_REFUSED(gc_engine_create(&e, &c, &eq, &eq, NULL), "temperature 0");
+    c = good, c.loss.temperature = NAN;
+    CHECK_REFUSED(gc_engine_create(&e, &c, &eq, &eq, NULL), "temperature NaN");
+    CHECK(e == NULL, "no engine from refused creates");
+
+    CHECK_OK(gc_engine_create(&e, &good, &eq, &eq, NULL));
+    if (!e) return;
+    const void *q = &g_q[0].tb, *p = &g_p[0].tb;
+    gc_step_stats s;
+    CHECK_REFUSED(gc_engine_step(NULL, q, p, BATCH, 0, 0, &s), "step on NULL engine");
+    CHECK_REFUSED(gc_engine_step(e, NULL, p, BATCH, 0, 0, &s), "NULL queries");
+    CHECK_REFUSED(gc_engine_step(e, q, NULL, BATCH, 0, 0, &s), "NULL passages");
+    CHECK_REFUSED(gc_engine_step(e, q, p, 0, 0, 0, &s), "B = 0");
+    CHECK_REFUSED(gc_engine_step(e, q, p, BATCH + 1, 0, 0, &s), "B > max_batch");
+    CHECK_REFUSED(gc_engine_step(e, q, p, BATCH, -1, 0, &s), "K = -1");
+    CHECK_REFUSED(gc_engine_step(e, q, p, BATCH, MAXK + 1, 0, &s), "K > max_negatives");
+    gc_engine_set_temperature(e, -1.0f);
+    CHECK_REFUSED(gc_engine_step(e, q, p, BATCH, 0, 0, &s), "temperature -1");
+    gc_engine_set_temperature(e, 0.1f);
+    /* An encoder failure comes back with the engine's context and the encoder's reason. */
+    side_data *bad = malloc(sizeof *bad);
+    *bad = g_q[0];
+    bad->tb.ids = bad->ids, bad->tb.offsets = bad->offsets;
+    bad->ids[bad->offsets[7]] = VOCAB + 4;
+    CHECK_REFUSED(gc_engine_step(e, &bad->tb, p, BATCH, 0, 0, &s), "token id outside vocab");
+    CHECK(strstr(gc_last_error(), "vocab") != NULL, "message names the cause");
+    bad->tb.n = 4; /* fewer sequences than B */
+    CHECK_REFUSED(gc_engine_step(e, &bad->tb, p, BATCH, 0, 0, &s), "too few sequences");
+    free(bad);
+    gc_engine_reduce_grads(NULL);
+    CHECK_OK(gc_engine_step(e, q, p, BATCH, 0, 0, &s)); /* still usable */
+    gc_engine_free(e);
+
+    /* No-cache mode on a shared encoder with one slot: the encoder refuses slot 1. */
+    gc_encoder one;
+    gc_toy_config tc = {VOCAB, EMBED, HIDDEN, DIM, 0.1f, MAXP, 1, MAXP * 8, 11};
+    CHECK_OK(gc_toy_encoder_create(&one, &tc));
+    c = good, c.no_cache = 1;
+    CHECK_OK(gc_engine_create(&e, &c, &one, &one, NULL));
+    CHECK_REFUSED(gc_engine_step(e, q, p, BATCH, 0, 0, &s), "no-cache with one slot");
+    gc_engine_free(e);
+    gc_engine_free(NULL);
+    gc_encoder_free(&one);
+    gc_encoder_free(&eq);
+    gc_encoder_free(&e6);
+}
+
+int main(void) {
+    for (int b = 0; b < 2; b++) {
+        make_side(&g_q[b], BATCH, 100 + b, 0);
+        make_side(&g_p[b], MAXP, 100 + b, 1);
+    }
+    test_cache_equals_no_cache();
+    test_finite_differences();
+    test_determinism();
+    test_accumulation();
+    test_comm_seam();
+    test_two_ranks();
+    test_bad_calls();
+    gc_matmul_cleanup();
+    return test_summary("test_engine");
+}
