@@ -33,7 +33,30 @@ gc_status gc_mkdirs(const char *path);
 
 /* ---- safetensors ---- */
 
-typedef enum gc_dtype { GC_DTYPE_F32 = 0, GC_DTYPE_F16 = 1, GC_DTYPE_BF16 = 2 } gc_dtype;
+/* F32, F16 and BF16 can be read as float32. The other safetensors dtypes are accepted by
+ * gc_st_open (checkpoints carry e.g. an I64 position_ids buffer) but gc_st_read_f32 refuses
+ * them with GC_ERR_UNSUPPORTED. */
+typedef enum gc_dtype {
+    GC_DTYPE_F32 = 0,
+    GC_DTYPE_F16 = 1,
+    GC_DTYPE_BF16 = 2,
+    GC_DTYPE_F64,
+    GC_DTYPE_I64,
+    GC_DTYPE_I32,
+    GC_DTYPE_I16,
+    GC_DTYPE_I8,
+    GC_DTYPE_U64,
+    GC_DTYPE_U32,
+    GC_DTYPE_U16,
+    GC_DTYPE_U8,
+    GC_DTYPE_BOOL,
+    GC_DTYPE_F8_E4M3,
+    GC_DTYPE_F8_E5M2,
+} gc_dtype;
+
+/* The safetensors spelling of a dtype ("F32", ...) and its element size in bytes. */
+const char *gc_dtype_str(gc_dtype d);
+size_t gc_dtype_size(gc_dtype d);
 
 #define GC_ST_MAX_DIMS 8
 
@@ -44,7 +67,7 @@ typedef struct gc_st_tensor {
     int64_t shape[GC_ST_MAX_DIMS];
     size_t numel;
     size_t nbytes;
-    const void *data; /* inside the mapping; valid until gc_st_close */
+    const void *data; /* inside the mapping, valid until gc_st_close; may be unaligned */
 } gc_st_tensor;
 
 typedef struct gc_safetensors gc_safetensors;
@@ -56,12 +79,15 @@ gc_status gc_st_open(gc_safetensors **out, const char *path);
 /* The same from a buffer the caller keeps alive (for tests and fuzzing). */
 gc_status gc_st_open_memory(gc_safetensors **out, const void *buf, size_t len);
 void gc_st_close(gc_safetensors *st);
+/* Tensors are numbered in the order their bytes lie in the file. */
 int gc_st_count(const gc_safetensors *st);
 const gc_st_tensor *gc_st_get(const gc_safetensors *st, int i);
 /* Find by name; also accepts the name with or without a leading "bert." prefix. */
 const gc_st_tensor *gc_st_find(const gc_safetensors *st, const char *name);
 /* Copy a tensor out as float32 (F16/BF16 converted). Fails unless numel == n. */
 gc_status gc_st_read_f32(const gc_st_tensor *t, float *dst, size_t n);
+/* A string of the header's "__metadata__" object (e.g. "format"), or NULL if absent. */
+const char *gc_st_metadata(const gc_safetensors *st, const char *key);
 
 typedef struct gc_st_item {
     const char *name;
@@ -92,6 +118,8 @@ typedef struct gc_dataset {
  * bytes. Malformed JSON, missing or non-string fields, invalid UTF-8, a truncated gzip stream
  * and an empty file are errors naming file:line. */
 gc_status gc_dataset_load(gc_dataset **out, const char *path);
+/* The same from a buffer (plain or gzip); `name` stands for the file in messages. */
+gc_status gc_dataset_load_memory(gc_dataset **out, const void *buf, size_t len, const char *name);
 void gc_dataset_free(gc_dataset *d);
 
 /* ---- .npy ---- */

@@ -1,0 +1,364 @@
+/* data.c: training pairs from JSONL files, plain or gzip-compressed.
+ *
+ * The whole (decompressed) file is held in memory and cut into lines, so a line may be of any
+ * length. Each non-blank line is one JSON object {"query": s, "positive": s, "negatives":
+ * [s, ...]?}; anything else about a line is an error reported as "file:line: what". */
+#include "gc_io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+/* ---- decompression ---- */
+
+typedef struct growbuf {
+    char *p;
+    size_t n, cap;
+} growbuf;
+
+/* Make room for at least `want` more bytes. */
+static int growbuf_reserve(growbuf *b, size_t want) {
+    if (b->cap - b->n >= want) return 0;
+    size_t cap = b->cap ? b->cap : 1 << 16;
+    while (cap - b->n < want) {
+        if (cap > SIZE_MAX / 2) return -1;
+        cap *= 2;
+    }
+    char *np = realloc(b->p, cap);
+    if (!np) return -1;
+    b->p = np;
+    b->cap = cap;
+    return 0;
+}
+
+static int is_gzip(const void *buf, size_t len) {
+    const unsigned char *u = buf;
+    return len >= 2 && u[0] == 0x1f && u[1] == 0x8b;
+}
+
+/* Read a gzip file through zlib's gz* reader. gzread reports a stream cut short as a short
+ * read with Z_BUF_ERROR recorded, not as -1, so gzerror and gzclose must be checked too. */
+static gc_status gunzip_file(int fd, const char *path, growbuf *out) {
+    gzFile gz = gzdopen(fd, "rb");
+    if (!gz) {
+        close(fd);
+        return gc_set_error(GC_ERR_NOMEM, "%s: cannot start the gzip reader", path);
+    }
+    gzbuffer(gz, 1 << 17);
+    const unsigned chunk = 1u << 20;
+    for (;;) {
+        if (growbuf_reserve(out, chunk) != 0) {
+            gzclose_r(gz);
+            return gc_set_error(GC_ERR_NOMEM, "%s: out of memory decompressing", path);
+        }
+        int r = gzread(gz, out->p + out->n, chunk);
+        if (r < 0) {
+            int errnum;
+            const char *msg = gzerror(gz, &errnum);
+            gc_status s = gc_set_error(errnum == Z_ERRNO ? GC_ERR_IO : GC_ERR_FORMAT,
+                                       "%s: corrupt gzip stream: %s", path,
+                                       errnum == Z_ERRNO ? strerror(errno) : msg);
+            gzclose_r(gz);
+            return s;
+        }
+        if (r == 0) break;
+        out->n += (size_t)r;
+    }
+    int errnum = Z_OK;
+    const char *msg = gzerror(gz, &errnum);
+    if (errnum != Z_OK) {
+        gc_status s =
+            gc_set_error(GC_ERR_FORMAT, "%s: truncated or corrupt gzip stream: %s", path, msg);
+        gzclose_r(gz);
+        return s;
+    }
+    int c = gzclose_r(gz);
+    if (c != Z_OK)
+        return gc_set_error(c == Z_ERRNO ? GC_ERR_IO : GC_ERR_FORMAT,
+                            "%s: gzip stream did not end cleanly (zlib error %d)", path, c);
+    return GC_OK;
+}
+
+/* The same for a buffer, with inflate, and with gzread's rules: members are decoded one after
+ * another, a member cut short is an error, and trailing bytes that do not begin a member are
+ * ignored. */
+static gc_status gunzip_memory(const unsigned char *in, size_t len, const char *name,
+                               growbuf *out) {
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
+        return gc_set_error(GC_ERR_NOMEM, "%s: cannot start the gzip decoder", name);
+    size_t fed = 0; /* input bytes handed to zlib so far */
+    gc_status s = GC_OK;
+    for (;;) {
+        if (zs.avail_in == 0 && fed < len) {
+            size_t take = len - fed > UINT_MAX ? UINT_MAX : len - fed;
+            zs.next_in = (unsigned char *)(in + fed);
+            zs.avail_in = (unsigned)take;
+            fed += take;
+        }
+        if (growbuf_reserve(out, 1 << 16) != 0) {
+            s = gc_set_error(GC_ERR_NOMEM, "%s: out of memory decompressing", name);
+            break;
+        }
+        size_t room = out->cap - out->n;
+        zs.next_out = (unsigned char *)out->p + out->n;
+        zs.avail_out = room > UINT_MAX ? UINT_MAX : (unsigned)room;
+        unsigned before = zs.avail_out;
+        int r = inflate(&zs, Z_NO_FLUSH);
+        out->n += before - zs.avail_out;
+        if (r == Z_STREAM_END) {
+            size_t left = zs.avail_in + (len - fed);
+            if (left == 0) break;
+            /* Like gzread: bytes after a member that do not start another are ignored. */
+            if (!is_gzip(in + len - left, left)) break;
+            inflateReset(&zs);
+            continue;
+        }
+        if (r == Z_OK) continue;
+        if (r == Z_BUF_ERROR && zs.avail_in == 0 && fed == len) {
+            s = gc_set_error(GC_ERR_FORMAT, "%s: truncated gzip stream: unexpected end of file",
+                             name);
+            break;
+        }
+        if (r == Z_BUF_ERROR) continue;
+        s = gc_set_error(r == Z_MEM_ERROR ? GC_ERR_NOMEM : GC_ERR_FORMAT,
+                         "%s: corrupt gzip stream: %s", name, zs.msg ? zs.msg : "inflate failed");
+        break;
+    }
+    inflateEnd(&zs);
+    return s;
+}
+
+/* ---- lines ---- */
+
+void gc_dataset_free(gc_dataset *d) {
+    if (!d) return;
+    for (size_t i = 0; i < d->n; i++) {
+        gc_pair *p = &d->pairs[i];
+        free(p->query);
+        free(p->positive);
+        for (int k = 0; k < p->num_negatives; k++) free(p->negatives[k]);
+        free(p->negatives);
+    }
+    free(d->pairs);
+    free((char *)d->path);
+    free(d);
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 5)))
+#endif
+static gc_status
+line_error(gc_status s, const char *name, size_t line, const char *fmt, ...) {
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return gc_set_error(s, "%s:%zu: %s", name, line, msg);
+}
+
+static char *copy_string(const json_t *s) {
+    size_t n = json_string_length(s);
+    char *c = malloc(n + 1);
+    if (c) {
+        memcpy(c, json_string_value(s), n);
+        c[n] = '\0';
+    }
+    return c;
+}
+
+/* A required non-empty string field. */
+static gc_status get_text(json_t *obj, const char *key, const char *name, size_t line,
+                          const json_t **out) {
+    json_t *v = json_object_get(obj, key);
+    if (!v) return line_error(GC_ERR_FORMAT, name, line, "missing \"%s\"", key);
+    if (!json_is_string(v))
+        return line_error(GC_ERR_FORMAT, name, line, "\"%s\" is not a string", key);
+    if (json_string_length(v) == 0)
+        return line_error(GC_ERR_FORMAT, name, line, "\"%s\" is empty", key);
+    *out = v;
+    return GC_OK;
+}
+
+static int is_invalid_utf8(const json_error_t *e) {
+#if JANSSON_VERSION_HEX >= 0x020e00
+    return json_error_code(e) == json_error_invalid_utf8;
+#else
+    return strstr(e->text, "decode byte") != NULL || strstr(e->text, "UTF-8") != NULL;
+#endif
+}
+
+static gc_status parse_line(gc_pair *pair, const char *text, size_t len, const char *name,
+                            size_t line) {
+    json_error_t jerr;
+    json_t *obj = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (!obj) {
+        if (is_invalid_utf8(&jerr))
+            return line_error(GC_ERR_FORMAT, name, line, "invalid UTF-8 (%s at column %d)",
+                              jerr.text, jerr.column);
+        return line_error(GC_ERR_FORMAT, name, line, "malformed JSON: %s (column %d)", jerr.text,
+                          jerr.column);
+    }
+    gc_status s = GC_OK;
+    const json_t *q = NULL, *p = NULL;
+    json_t *negs = NULL;
+    if (!json_is_object(obj)) {
+        s = line_error(GC_ERR_FORMAT, name, line, "not a JSON object");
+        goto done;
+    }
+    if ((s = get_text(obj, "query", name, line, &q)) != GC_OK) goto done;
+    if ((s = get_text(obj, "positive", name, line, &p)) != GC_OK) goto done;
+    negs = json_object_get(obj, "negatives");
+    if (negs) {
+        if (!json_is_array(negs)) {
+            s = line_error(GC_ERR_FORMAT, name, line, "\"negatives\" is not an array of strings");
+            goto done;
+        }
+        if (json_array_size(negs) > INT_MAX) {
+            s = line_error(GC_ERR_FORMAT, name, line, "too many negatives");
+            goto done;
+        }
+        for (size_t k = 0; k < json_array_size(negs); k++) {
+            json_t *v = json_array_get(negs, k);
+            if (!json_is_string(v)) {
+                s = line_error(
+                    GC_ERR_FORMAT, name, line,
+                    "\"negatives\"[%zu] is not a string (negatives must be an array of strings)",
+                    k);
+                goto done;
+            }
+            if (json_string_length(v) == 0) {
+                s = line_error(GC_ERR_FORMAT, name, line, "\"negatives\"[%zu] is empty", k);
+                goto done;
+            }
+        }
+    }
+    pair->query = copy_string(q);
+    pair->positive = copy_string(p);
+    int nn = negs ? (int)json_array_size(negs) : 0;
+    if (nn) {
+        pair->negatives = calloc((size_t)nn, sizeof *pair->negatives);
+        if (pair->negatives) {
+            pair->num_negatives = nn;
+            for (int k = 0; k < nn; k++) {
+                pair->negatives[k] = copy_string(json_array_get(negs, (size_t)k));
+                if (!pair->negatives[k]) s = GC_ERR_NOMEM;
+            }
+        } else {
+            s = GC_ERR_NOMEM;
+        }
+    }
+    if (!pair->query || !pair->positive || s == GC_ERR_NOMEM)
+        s = line_error(GC_ERR_NOMEM, name, line, "out of memory");
+done:
+    json_decref(obj);
+    return s;
+}
+
+static int is_blank(const char *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\f' && p[i] != '\v') return 0;
+    return 1;
+}
+
+static gc_status parse_jsonl(gc_dataset **out, const char *buf, size_t len, const char *name) {
+    gc_dataset *d = calloc(1, sizeof *d);
+    char *path = strdup(name);
+    if (!d || !path) {
+        free(d);
+        free(path);
+        return gc_set_error(GC_ERR_NOMEM, "%s: out of memory", name);
+    }
+    d->path = path;
+    size_t cap = 0, line = 0;
+    const char *p = buf, *end = buf + len;
+    gc_status s = GC_OK;
+    while (p < end) {
+        line++;
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        size_t n = (size_t)(le - p);
+        if (memchr(p, '\0', n)) {
+            s = line_error(GC_ERR_FORMAT, name, line, "NUL byte in the line");
+            break;
+        }
+        if (!is_blank(p, n)) {
+            if (d->n == cap) {
+                size_t ncap = cap ? cap * 2 : 1024;
+                gc_pair *np = realloc(d->pairs, ncap * sizeof *np);
+                if (!np) {
+                    s = line_error(GC_ERR_NOMEM, name, line, "out of memory");
+                    break;
+                }
+                d->pairs = np;
+                cap = ncap;
+            }
+            gc_pair *pair = &d->pairs[d->n];
+            memset(pair, 0, sizeof *pair);
+            s = parse_line(pair, p, n, name, line);
+            d->n++; /* counted even on failure, so gc_dataset_free releases its strings */
+            if (s != GC_OK) break;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    if (s == GC_OK && d->n == 0) s = gc_set_error(GC_ERR_FORMAT, "%s: no pairs (empty file)", name);
+    if (s != GC_OK) {
+        gc_dataset_free(d);
+        return s;
+    }
+    *out = d;
+    return GC_OK;
+}
+
+gc_status gc_dataset_load_memory(gc_dataset **out, const void *buf, size_t len, const char *name) {
+    if (!out || (!buf && len))
+        return gc_set_error(GC_ERR_INVALID_ARG, "gc_dataset_load_memory: NULL argument");
+    *out = NULL;
+    if (!name) name = "<memory>";
+    if (!is_gzip(buf, len)) return parse_jsonl(out, len ? buf : "", len, name);
+    growbuf plain = {0};
+    gc_status s = gunzip_memory(buf, len, name, &plain);
+    if (s == GC_OK) s = parse_jsonl(out, plain.p ? plain.p : "", plain.n, name);
+    free(plain.p);
+    return s;
+}
+
+gc_status gc_dataset_load(gc_dataset **out, const char *path) {
+    if (!out || !path) return gc_set_error(GC_ERR_INVALID_ARG, "gc_dataset_load: NULL argument");
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return gc_set_error(GC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    unsigned char magic[2];
+    ssize_t got;
+    do got = pread(fd, magic, 2, 0);
+    while (got < 0 && errno == EINTR);
+    if (got < 0) {
+        int e = errno;
+        close(fd);
+        return gc_set_error(GC_ERR_IO, "%s: cannot read: %s", path, strerror(e));
+    }
+    if (!is_gzip(magic, (size_t)got)) {
+        close(fd);
+        char *text;
+        size_t len;
+        gc_status s = gc_read_file(path, &text, &len);
+        if (s != GC_OK) return s;
+        s = parse_jsonl(out, text, len, path);
+        free(text);
+        return s;
+    }
+    growbuf plain = {0};
+    gc_status s = gunzip_file(fd, path, &plain); /* takes over fd */
+    if (s == GC_OK) s = parse_jsonl(out, plain.p ? plain.p : "", plain.n, path);
+    free(plain.p);
+    return s;
+}
