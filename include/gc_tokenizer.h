@@ -19,20 +19,28 @@ typedef struct gc_tokenizer_config {
     int tokenize_chinese_chars; /* 1 by default */
 } gc_tokenizer_config;
 
-/* From a model folder: vocab.txt (or the vocabulary inside tokenizer.json), and the options of
- * tokenizer_config.json / tokenizer.json's normalizer. */
+/* From a model folder, as transformers loads BertTokenizerFast: the vocabulary and added tokens
+ * of tokenizer.json (vocab.txt when there is no tokenizer.json), and the options and special
+ * token names of tokenizer_config.json (do_lower_case, strip_accents, tokenize_chinese_chars,
+ * unk_token, ...; uncased defaults when absent). tokenizer.json's own normalizer settings are
+ * not used, because transformers rebuilds the normalizer from those options. Missing files are
+ * GC_ERR_IO, malformed ones GC_ERR_FORMAT (also: no [CLS] [SEP] [PAD] or [UNK] token, a token
+ * listed twice), other tokenizer kinds GC_ERR_UNSUPPORTED. */
 gc_status gc_tokenizer_load(gc_tokenizer **out, const char *model_dir);
 /* From a vocab.txt with explicit options (cfg NULL: uncased defaults). */
 gc_status gc_tokenizer_from_vocab(gc_tokenizer **out, const char *vocab_path,
                                   const gc_tokenizer_config *cfg);
-/* From vocabulary text in memory (one token per line). */
+/* From vocabulary text in memory (one token per line; id = line number, counting empty lines;
+ * lines end with \n, \r\n or \r). */
 gc_status gc_tokenizer_from_memory(gc_tokenizer **out, const char *vocab, size_t len,
                                    const gc_tokenizer_config *cfg);
 void gc_tokenizer_free(gc_tokenizer *t);
 
 /* Encode UTF-8 text (len bytes) as [CLS] tokens... [SEP], at most max_len ids in all
  * (max_len >= 2), into ids (room for max_len). *n gets the count. Reentrant: may be called
- * from many threads at once on one tokenizer. Invalid UTF-8 is an error. */
+ * from many threads at once on one tokenizer; allocates nothing. Invalid UTF-8 anywhere in
+ * text is GC_ERR_FORMAT. Special tokens written in the text ("[SEP]", "[MASK]", added tokens;
+ * exact, case-sensitive) become their ids, as in Hugging Face. */
 gc_status gc_tokenizer_encode(const gc_tokenizer *t, const char *text, size_t len, int max_len,
                               int32_t *ids, int *n);
 
