@@ -1,10 +1,10 @@
 /* loss.c: the contrastive (InfoNCE) loss with in-batch and hard negatives.
  *
- * gc_infonce_ref_f64 is the plain dense reference in double; gc_infonce_ref wraps it for
- * float inputs; gc_infonce is the tiled version. */
+ * The plain dense reference (the whole B x P score matrix, in double) serves gc_infonce_ref_f64
+ * and, on widened inputs, gc_infonce_ref; gc_infonce is the tiled version that production
+ * uses and the tests hold against it. */
 #include "gradcache.h"
 
-#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,15 +62,32 @@ static void normalize_rows_backward_f64(double *g, const double *xh, const doubl
     }
 }
 
-gc_status gc_infonce_ref_f64(const double *q, const double *p, int B, int P, int d,
-                             const gc_loss_config *cfg, double *loss, double *dq, double *dp,
-                             double *dlog_tau) {
-    gc_status st = check_args(q, p, B, P, d, cfg, loss, "infonce_ref_f64");
+/* Accuracy from a dense (B,P) score matrix: the positive must strictly beat every other
+ * passage. */
+static double dense_accuracy(const double *S, int B, int P) {
+    int hit = 0;
+    for (int i = 0; i < B; i++) {
+        const double *s = S + (size_t)i * P;
+        int ok = 1;
+        for (int j = 0; j < P && ok; j++)
+            if (j != i && !(s[i] > s[j])) ok = 0;
+        hit += ok;
+    }
+    return (double)hit / B;
+}
+
+/* The dense reference; accuracy may be NULL. */
+static gc_status infonce_dense(const double *q, const double *p, int B, int P, int d,
+                               const gc_loss_config *cfg, double *loss, double *dq, double *dp,
+                               double *dlog_tau, double *accuracy) {
+    gc_status st = check_args(q, p, B, P, d, cfg, loss, "infonce_ref");
     if (st != GC_OK) return st;
     for (size_t i = 0; i < (size_t)B * d; i++)
-        if (!isfinite(q[i])) return gc_set_error(GC_ERR_NUMERIC, "infonce_ref_f64: non-finite query value");
+        if (!isfinite(q[i]))
+            return gc_set_error(GC_ERR_NUMERIC, "infonce_ref: non-finite value in the queries");
     for (size_t i = 0; i < (size_t)P * d; i++)
-        if (!isfinite(p[i])) return gc_set_error(GC_ERR_NUMERIC, "infonce_ref_f64: non-finite passage value");
+        if (!isfinite(p[i]))
+            return gc_set_error(GC_ERR_NUMERIC, "infonce_ref: non-finite value in the passages");
 
     const double tau = cfg->temperature;
     const int sym = cfg->symmetric != 0, cosine = cfg->cosine != 0;
@@ -84,7 +101,7 @@ gc_status gc_infonce_ref_f64(const double *q, const double *p, int B, int P, int
         gq = malloc(sizeof(double) * (size_t)B * d), gp = malloc(sizeof(double) * (size_t)P * d);
     }
     if (!S || !dS || (cosine && (!qh || !ph || !qn || !pn || !gq || !gp))) {
-        st = gc_set_error(GC_ERR_NOMEM, "infonce_ref_f64: out of memory for %d x %d scores", B, P);
+        st = gc_set_error(GC_ERR_NOMEM, "infonce_ref: out of memory for %d x %d scores", B, P);
         goto done;
     }
     const double *qs = q, *ps = p;
@@ -118,14 +135,16 @@ gc_status gc_infonce_ref_f64(const double *q, const double *p, int B, int P, int
             for (int i = 0; i < B; i++) m = S[(size_t)i * P + j] > m ? S[(size_t)i * P + j] : m;
             for (int i = 0; i < B; i++) z += exp(S[(size_t)i * P + j] - m);
             L += w * (m + log(z) - S[(size_t)j * P + j]);
-            for (int i = 0; i < B; i++) dS[(size_t)i * P + j] += w * exp(S[(size_t)i * P + j] - m) / z;
+            for (int i = 0; i < B; i++)
+                dS[(size_t)i * P + j] += w * exp(S[(size_t)i * P + j] - m) / z;
             dS[(size_t)j * P + j] -= w;
         }
     if (!isfinite(L)) {
-        st = gc_set_error(GC_ERR_NUMERIC, "infonce_ref_f64: the loss is not finite");
+        st = gc_set_error(GC_ERR_NUMERIC, "infonce_ref: the loss is not finite");
         goto done;
     }
     *loss = L;
+    if (accuracy) *accuracy = dense_accuracy(S, B, P);
     if (dlog_tau) { /* s = sim * exp(-log tau), so d s / d log tau = -s */
         double g = 0;
         for (size_t k = 0; k < (size_t)B * P; k++) g -= dS[k] * S[k];
@@ -161,18 +180,10 @@ done:
     return st;
 }
 
-/* Accuracy from a dense (B,P) score matrix: the positive must strictly beat every other
- * passage. */
-static double dense_accuracy(const double *S, int B, int P) {
-    int hit = 0;
-    for (int i = 0; i < B; i++) {
-        const double *s = S + (size_t)i * P;
-        int ok = 1;
-        for (int j = 0; j < P && ok; j++)
-            if (j != i && !(s[i] > s[j])) ok = 0;
-        hit += ok;
-    }
-    return (double)hit / B;
+gc_status gc_infonce_ref_f64(const double *q, const double *p, int B, int P, int d,
+                             const gc_loss_config *cfg, double *loss, double *dq, double *dp,
+                             double *dlog_tau) {
+    return infonce_dense(q, p, B, P, d, cfg, loss, dq, dp, dlog_tau, NULL);
 }
 
 gc_status gc_infonce_ref(const float *q, const float *p, int B, int P, int d,
@@ -181,46 +192,22 @@ gc_status gc_infonce_ref(const float *q, const float *p, int B, int P, int d,
     if (st != GC_OK) return st;
     const size_t nq = (size_t)B * d, np = (size_t)P * d;
     double *buf = malloc(sizeof(double) * 2 * (nq + np));
-    double *S = malloc(sizeof(double) * (size_t)B * P);
-    if (!buf || !S) {
-        free(buf), free(S);
-        return gc_set_error(GC_ERR_NOMEM, "infonce_ref: out of memory for %d x %d scores", B, P);
-    }
+    if (!buf)
+        return gc_set_error(GC_ERR_NOMEM, "infonce_ref: out of memory for %zu values",
+                            2 * (nq + np));
     double *qd = buf, *pd = qd + nq, *gq = pd + np, *gp = gq + nq;
     for (size_t i = 0; i < nq; i++) qd[i] = q[i];
     for (size_t i = 0; i < np; i++) pd[i] = p[i];
-    double loss = 0, dlt = 0;
-    st = gc_infonce_ref_f64(qd, pd, B, P, d, cfg, &loss, gq, gp, &dlt);
+    double loss = 0, dlt = 0, acc = 0;
+    st = infonce_dense(qd, pd, B, P, d, cfg, &loss, dq ? gq : NULL, dp ? gp : NULL, &dlt, &acc);
     if (st == GC_OK) {
-        /* the accuracy needs the scores; the cosine only rescales rows of S, which keeps the
-         * order within a query's row, so the plain dot product would not do: recompute */
-        if (cfg->cosine) {
-            for (int i = 0; i < B; i++) {
-                double ss = 0;
-                for (int k = 0; k < d; k++) ss += qd[(size_t)i * d + k] * qd[(size_t)i * d + k];
-                double n = fmax(sqrt(ss), GC_NORM_EPS);
-                for (int k = 0; k < d; k++) qd[(size_t)i * d + k] /= n;
-            }
-            for (int j = 0; j < P; j++) {
-                double ss = 0;
-                for (int k = 0; k < d; k++) ss += pd[(size_t)j * d + k] * pd[(size_t)j * d + k];
-                double n = fmax(sqrt(ss), GC_NORM_EPS);
-                for (int k = 0; k < d; k++) pd[(size_t)j * d + k] /= n;
-            }
-        }
-        for (int i = 0; i < B; i++)
-            for (int j = 0; j < P; j++) {
-                double acc = 0;
-                for (int k = 0; k < d; k++) acc += qd[(size_t)i * d + k] * pd[(size_t)j * d + k];
-                S[(size_t)i * P + j] = acc;
-            }
         out->loss = loss;
         out->dlog_tau = dlt;
-        out->accuracy = dense_accuracy(S, B, P);
+        out->accuracy = acc;
         if (dq) for (size_t i = 0; i < nq; i++) dq[i] = (float)gq[i];
         if (dp) for (size_t i = 0; i < np; i++) dp[i] = (float)gp[i];
     }
-    free(buf), free(S);
+    free(buf);
     return st;
 }
 
@@ -244,6 +231,9 @@ gc_status gc_infonce_ref(const float *q, const float *p, int B, int P, int d,
 
 #define GC_LOSS_DEFAULT_TILE 1024
 #define GC_LOSS_COL_BLOCK 64
+/* Loops over fewer elements than this stay on one thread: for small batches and tiles the
+ * fork and join would cost more than the work (and much more on an oversubscribed machine). */
+#define PAR(n) ((n) >= 32768)
 
 /* Offsets of the pieces of the workspace, each aligned to 64 bytes. */
 typedef struct loss_layout {
@@ -264,6 +254,7 @@ static size_t take(size_t *at, size_t bytes) {
 static void loss_plan(loss_layout *L, int B, int P, const gc_loss_config *cfg) {
     size_t at = 0;
     L->tile = cfg->tile > 0 ? cfg->tile : GC_LOSS_DEFAULT_TILE;
+    if (L->tile > P) L->tile = P; /* also keeps I0 + tile from overflowing */
     L->tq = L->tile < B ? L->tile : B;
     L->tp = L->tile < P ? L->tile : P;
     L->row_m = take(&at, sizeof(double) * B);
@@ -301,7 +292,7 @@ static inline void lse_merge(double *m, double *z, double *e, double m2, double 
 
 /* out (n) = 1 / (scale * max(|x_i|, eps)) for the cosine, else 1 / scale. */
 static void score_scales(float *out, const float *x, int n, int d, double scale, int cosine) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (PAR((size_t)n * d))
     for (int i = 0; i < n; i++) {
         double nr = 1.0;
         if (cosine) {
@@ -318,7 +309,7 @@ static void score_scales(float *out, const float *x, int n, int d, double scale,
  * g_i - x_i (x_i . g_i) / |x_i|^2, the part the normalization lets through. Rows whose norm
  * was clamped keep g_i (the scale was a constant there). */
 static void cosine_project(float *g, const float *x, int n, int d) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (PAR((size_t)n * d))
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * d;
         float *gi = g + (size_t)i * d;
@@ -332,7 +323,7 @@ static void cosine_project(float *g, const float *x, int n, int d) {
 
 static int all_finite(const float *x, size_t n) {
     int ok = 1;
-#pragma omp parallel for schedule(static) reduction(&& : ok)
+#pragma omp parallel for schedule(static) reduction(&& : ok) if (PAR(n))
     for (size_t i = 0; i < n; i++) ok = ok && isfinite(x[i]);
     return ok;
 }
@@ -342,7 +333,7 @@ static gc_status score_tile(float *S, const float *q, const float *p, const floa
                             const float *b, int I0, int J0, int ti, int tj, int d) {
     gc_status st = gc_matmul(S, q + (size_t)I0 * d, p + (size_t)J0 * d, ti, tj, d, 0, 1, 0);
     if (st != GC_OK) return st;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (PAR((size_t)ti * tj))
     for (int i = 0; i < ti; i++) {
         float *s = S + (size_t)i * tj;
         const float ai = a[I0 + i];
@@ -393,7 +384,7 @@ gc_status gc_infonce(const float *q, const float *p, int B, int P, int d,
         for (int J0 = 0; J0 < P; J0 += T) {
             const int tj = P - J0 < T ? P - J0 : T;
             if ((st = score_tile(S, q, p, a, b, I0, J0, ti, tj, d)) != GC_OK) break;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (PAR((size_t)ti * tj))
             for (int i = 0; i < ti; i++) {
                 const float *s = S + (size_t)i * tj;
                 const int dg = I0 + i - J0; /* the positive's column in this tile, if any */
@@ -416,7 +407,7 @@ gc_status gc_infonce(const float *q, const float *p, int B, int P, int d,
             }
             if (sym && J0 < B) {
                 const int tc = B - J0 < tj ? B - J0 : tj; /* positive columns in this tile */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (PAR((size_t)ti * tc))
                 for (int c0 = 0; c0 < tc; c0 += GC_LOSS_COL_BLOCK) {
                     const int nc = tc - c0 < GC_LOSS_COL_BLOCK ? tc - c0 : GC_LOSS_COL_BLOCK;
                     float m[GC_LOSS_COL_BLOCK];
@@ -477,7 +468,7 @@ gc_status gc_infonce(const float *q, const float *p, int B, int P, int d,
             const int tj = P - J0 < T ? P - J0 : T;
             const int tc = sym && J0 < B ? (B - J0 < tj ? B - J0 : tj) : 0;
             if ((st = score_tile(S, q, p, a, b, I0, J0, ti, tj, d)) != GC_OK) break;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (PAR((size_t)ti * tj))
             for (int i = 0; i < ti; i++) {
                 float *s = S + (size_t)i * tj;
                 const float mi = (float)row_m[I0 + i], ri = (float)(w * row_z[I0 + i]);
@@ -493,9 +484,10 @@ gc_status gc_infonce(const float *q, const float *p, int B, int P, int d,
                     s[j] = g * ai * bj[j];
                 }
                 for (int j = tc; j < tj; j++) s[j] = expf(s[j] - mi) * ri * ai * bj[j];
-                /* the positive's softmax - 1 cancels badly when it takes nearly all the mass
-                 * (a well-trained model, or scale 100): form it in double from the running
-                 * sums, where z - exp(s_ii - m) keeps the mass of the other passages */
+                /* softmax_ii - 1 cancels badly in float when the positive takes nearly all
+                 * the mass (a well-trained model, or scale 100): form it in double from the
+                 * running statistics, whose z holds the other passages' mass to double
+                 * precision */
                 if (dg >= 0 && dg < tj) {
                     const int ig = I0 + i;
                     double g = exp((double)sd - row_m[ig]) * row_z[ig] - 1.0;
