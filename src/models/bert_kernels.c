@@ -1,0 +1,718 @@
+/* bert_kernels.c: the BERT layer kernels (embeddings, LayerNorm, linear, GELU, dropout,
+ * attention, pooling), forward and backward, with OpenMP for the element-wise loops and
+ * gc_matmul for every matrix product; and the plain attention reference beside the optimized
+ * attention. */
+#include "models/bert_kernels.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define BERT_AVX2 1
+#endif
+
+/* Column blocks for reductions over tokens (bias and LayerNorm parameter gradients, the
+ * embedding scatter): each thread owns whole columns, so nothing is summed twice and the
+ * order of the sum does not depend on the number of threads. */
+#define COL_BLOCK 16
+
+/* ------------------------------------------------------------------------------------------ */
+/* embeddings */
+
+void bert_embed_forward(float *out, const bert_chunk *ck, const int32_t *ids, const float *wte,
+                        const float *wpe, const float *wtt, int C, int nthr) {
+    // out is (N,C); wte (V,C), wpe (maxP,C), wtt (TV,C)
+#pragma omp parallel for num_threads(nthr) schedule(static)
+    for (int n = 0; n < ck->N; n++) {
+        const float *we = wte + (size_t)ids[n] * C;
+        const float *pe = wpe + (size_t)ck->tok_pos[n] * C;
+        float *o = out + (size_t)n * C;
+        for (int i = 0; i < C; i++) o[i] = we[i] + pe[i] + wtt[i];
+    }
+}
+
+void bert_embed_backward(float *dwte, float *dwpe, float *dwtt, const float *dout,
+                         const bert_chunk *ck, const int32_t *ids, int C, int nthr) {
+    int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for num_threads(nthr) schedule(static)
+    for (int blk = 0; blk < nblk; blk++) {
+        int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
+        for (int n = 0; n < ck->N; n++) {
+            const float *d = dout + (size_t)n * C;
+            float *we = dwte + (size_t)ids[n] * C;
+            float *pe = dwpe + (size_t)ck->tok_pos[n] * C;
+            for (int i = c0; i < c1; i++) {
+                we[i] += d[i];
+                pe[i] += d[i];
+                dwtt[i] += d[i];
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* LayerNorm */
+
+void bert_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                            const float *b, int N, int C, float eps, int nthr) {
+    // inp, out are (N,C); mean, rstd (N); w, b (C)
+#pragma omp parallel for num_threads(nthr) schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        float m = 0.0f;
+        for (int i = 0; i < C; i++) m += x[i];
+        m /= C;
+        float v = 0.0f;
+        for (int i = 0; i < C; i++) {
+            float d = x[i] - m;
+            v += d * d;
+        }
+        v /= C;
+        float s = 1.0f / sqrtf(v + eps);
+        for (int i = 0; i < C; i++) o[i] = (x[i] - m) * s * w[i] + b[i];
+        mean[n] = m;
+        rstd[n] = s;
+    }
+}
+
+void bert_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                             const float *w, const float *mean, const float *rstd, int N, int C,
+                             int nthr) {
+#pragma omp parallel num_threads(nthr)
+    {
+        // dinp = rstd * (dnorm - mean(dnorm) - xhat * mean(dnorm * xhat)), dnorm = dout * w
+#pragma omp for schedule(static)
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+            float *dx = dinp + (size_t)n * C;
+            float m = mean[n], s = rstd[n];
+            float dmean = 0.0f, dproj = 0.0f;
+            for (int i = 0; i < C; i++) {
+                float dn = d[i] * w[i];
+                dmean += dn;
+                dproj += dn * (x[i] - m) * s;
+            }
+            dmean /= C;
+            dproj /= C;
+            for (int i = 0; i < C; i++) {
+                float xhat = (x[i] - m) * s;
+                dx[i] = s * (d[i] * w[i] - dmean - xhat * dproj);
+            }
+        }
+        int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp for schedule(static)
+        for (int blk = 0; blk < nblk; blk++) {
+            int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
+            float aw[COL_BLOCK] = {0}, ab[COL_BLOCK] = {0};
+            for (int n = 0; n < N; n++) {
+                const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+                float m = mean[n], s = rstd[n];
+                for (int i = c0; i < c1; i++) {
+                    aw[i - c0] += d[i] * (x[i] - m) * s;
+                    ab[i - c0] += d[i];
+                }
+            }
+            for (int i = c0; i < c1; i++) dw[i] += aw[i - c0], db[i] += ab[i - c0];
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* linear layers */
+
+gc_status bert_linear_forward(float *out, const float *inp, const float *w, const float *b, int N,
+                              int OC, int IC, int nthr) {
+    gc_status st = gc_matmul(out, inp, w, N, OC, IC, 0, 1, 0);
+    if (st != GC_OK) return st;
+    if (b) {
+#pragma omp parallel for num_threads(nthr) schedule(static)
+        for (int n = 0; n < N; n++) {
+            float *o = out + (size_t)n * OC;
+            for (int i = 0; i < OC; i++) o[i] += b[i];
+        }
+    }
+    return GC_OK;
+}
+
+gc_status bert_linear_backward(float *dinp, float *dw, float *db, const float *dout,
+                               const float *inp, const float *w, int N, int OC, int IC,
+                               int accumulate_dinp, int nthr) {
+    gc_status st = GC_OK;
+    if (dinp) st = gc_matmul(dinp, dout, w, N, IC, OC, 0, 0, accumulate_dinp);
+    if (st == GC_OK) st = gc_matmul(dw, dout, inp, OC, IC, N, 1, 0, 1);
+    if (st != GC_OK) return st;
+    if (db) {
+        int nblk = (OC + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for num_threads(nthr) schedule(static)
+        for (int blk = 0; blk < nblk; blk++) {
+            int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < OC ? c0 + COL_BLOCK : OC;
+            float acc[COL_BLOCK] = {0};
+            for (int n = 0; n < N; n++) {
+                const float *d = dout + (size_t)n * OC;
+                for (int i = c0; i < c1; i++) acc[i - c0] += d[i];
+            }
+            for (int i = c0; i < c1; i++) db[i] += acc[i - c0];
+        }
+    }
+    return GC_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* vector exp and erf
+ *
+ * libm's expf and erff are scalar calls, and the GELU (an erf per element of the intermediate
+ * layer, several times per training step) and the softmax (an exp per attention score) spend
+ * more time in them than in the matrix products around them. These eight-wide versions keep
+ * float accuracy: exp by range reduction to [-ln2/2, ln2/2] and a degree-7 Taylor polynomial
+ * (~1 ulp); erf as x P(x^2) / Q(x^2), a rational fit (relative error 2e-8 on [0, 3.92], where
+ * float erf reaches 1) evaluated in double. bert_exp / bert_erf below are the same math one
+ * value at a time, for the tails of arrays and for builds without AVX2; the tests hold both to
+ * libm's expf / erff. */
+
+static const double ERF_P[6] = {1.1283791462876034,     0.19039975514717059,
+                                0.05274786474125645,    0.0037653432167172422,
+                                0.00028487857200374636, 2.050159240946998e-06};
+static const double ERF_Q[6] = {1.0,
+                                0.5020701319082401,
+                                0.11410636439385133,
+                                0.014968659596570125,
+                                0.0011624734086573083,
+                                3.809225791799038e-05};
+#define ERF_CLAMP 3.92
+#define EXP_LO -87.0f /* below: 0 (the float result would be subnormal) */
+#define EXP_HI 88.0f
+
+float bert_erf(float xf) {
+    double x = xf < -ERF_CLAMP ? -ERF_CLAMP : xf > ERF_CLAMP ? ERF_CLAMP : (double)xf;
+    double x2 = x * x, p = ERF_P[5], q = ERF_Q[5];
+    for (int k = 4; k >= 0; k--) p = p * x2 + ERF_P[k], q = q * x2 + ERF_Q[k];
+    return (float)(x * p / q);
+}
+
+float bert_exp(float x) {
+    if (x < EXP_LO) return 0.0f;
+    if (x > EXP_HI) x = EXP_HI;
+    float n = nearbyintf(x * 1.44269504088896341f);
+    float r = fmaf(n, -0.693145751953125f, x); /* ln 2 in two parts, the first exact */
+    r = fmaf(n, -1.428606820309417232e-6f, r);
+    float p = 1.0f / 5040.0f;
+    p = fmaf(p, r, 1.0f / 720.0f);
+    p = fmaf(p, r, 1.0f / 120.0f);
+    p = fmaf(p, r, 1.0f / 24.0f);
+    p = fmaf(p, r, 1.0f / 6.0f);
+    p = fmaf(p, r, 0.5f);
+    p = fmaf(p, r, 1.0f);
+    p = fmaf(p, r, 1.0f);
+    return ldexpf(p, (int)n);
+}
+
+#ifdef BERT_AVX2
+static inline __m256 exp8(__m256 x) {
+    __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(EXP_LO), _CMP_LT_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693145751953125f), x);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(-1.428606820309417232e-6f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+static inline __m256d erf4d(__m256d x) {
+    x = _mm256_min_pd(_mm256_max_pd(x, _mm256_set1_pd(-ERF_CLAMP)), _mm256_set1_pd(ERF_CLAMP));
+    __m256d x2 = _mm256_mul_pd(x, x);
+    __m256d p = _mm256_set1_pd(ERF_P[5]), q = _mm256_set1_pd(ERF_Q[5]);
+    for (int k = 4; k >= 0; k--) {
+        p = _mm256_fmadd_pd(p, x2, _mm256_set1_pd(ERF_P[k]));
+        q = _mm256_fmadd_pd(q, x2, _mm256_set1_pd(ERF_Q[k]));
+    }
+    return _mm256_div_pd(_mm256_mul_pd(x, p), q);
+}
+
+static inline __m256 erf8(__m256 x) {
+    __m128 lo = _mm256_cvtpd_ps(erf4d(_mm256_cvtps_pd(_mm256_castps256_ps128(x))));
+    __m128 hi = _mm256_cvtpd_ps(erf4d(_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1))));
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
+}
+#endif
+
+/* out[i] = exp(x[i]) for i < n (out may alias x). */
+static void exp_array(float *out, const float *x, int n) {
+    int i = 0;
+#ifdef BERT_AVX2
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, exp8(_mm256_loadu_ps(x + i)));
+#endif
+    for (; i < n; i++) out[i] = bert_exp(x[i]);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* GELU (exact) */
+
+#define INV_SQRT2 0.70710678118654752440f
+#define INV_SQRT_2PI 0.39894228040143267794f
+
+/* Each thread takes whole blocks of 8 so the vector loop covers all but the array's tail. */
+#define GELU_BLOCK 1024
+
+void bert_gelu_forward(float *out, const float *inp, size_t n, int nthr) {
+    // x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))
+    size_t nblk = (n + GELU_BLOCK - 1) / GELU_BLOCK;
+#pragma omp parallel for num_threads(nthr) schedule(static)
+    for (size_t blk = 0; blk < nblk; blk++) {
+        size_t i = blk * GELU_BLOCK, end = i + GELU_BLOCK < n ? i + GELU_BLOCK : n;
+#ifdef BERT_AVX2
+        const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f),
+                     s2 = _mm256_set1_ps(INV_SQRT2);
+        for (; i + 8 <= end; i += 8) {
+            __m256 x = _mm256_loadu_ps(inp + i);
+            __m256 cdf = _mm256_mul_ps(half, _mm256_add_ps(one, erf8(_mm256_mul_ps(x, s2))));
+            _mm256_storeu_ps(out + i, _mm256_mul_ps(x, cdf));
+        }
+#endif
+        for (; i < end; i++) {
+            float x = inp[i];
+            out[i] = x * (0.5f * (1.0f + bert_erf(x * INV_SQRT2)));
+        }
+    }
+}
+
+void bert_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n, int nthr) {
+    // d/dx x Phi(x) = Phi(x) + x phi(x)
+    size_t nblk = (n + GELU_BLOCK - 1) / GELU_BLOCK;
+#pragma omp parallel for num_threads(nthr) schedule(static)
+    for (size_t blk = 0; blk < nblk; blk++) {
+        size_t i = blk * GELU_BLOCK, end = i + GELU_BLOCK < n ? i + GELU_BLOCK : n;
+#ifdef BERT_AVX2
+        const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f),
+                     s2 = _mm256_set1_ps(INV_SQRT2), nhalf = _mm256_set1_ps(-0.5f),
+                     c = _mm256_set1_ps(INV_SQRT_2PI);
+        for (; i + 8 <= end; i += 8) {
+            __m256 x = _mm256_loadu_ps(inp + i);
+            __m256 cdf = _mm256_mul_ps(half, _mm256_add_ps(one, erf8(_mm256_mul_ps(x, s2))));
+            __m256 pdf = _mm256_mul_ps(c, exp8(_mm256_mul_ps(nhalf, _mm256_mul_ps(x, x))));
+            __m256 g = _mm256_fmadd_ps(x, pdf, cdf);
+            _mm256_storeu_ps(dinp + i, _mm256_mul_ps(_mm256_loadu_ps(dout + i), g));
+        }
+#endif
+        for (; i < end; i++) {
+            float x = inp[i];
+            float cdf = 0.5f * (1.0f + bert_erf(x * INV_SQRT2));
+            float pdf = INV_SQRT_2PI * bert_exp(-0.5f * x * x);
+            dinp[i] = dout[i] * (cdf + x * pdf);
+        }
+    }
+}
+
+void bert_gelu_forward_ref(float *out, const float *inp, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = 0.5f * inp[i] * (1.0f + erff(inp[i] * INV_SQRT2));
+}
+
+void bert_gelu_backward_ref(float *dinp, const float *inp, const float *dout, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float cdf = 0.5f * (1.0f + erff(x * INV_SQRT2));
+        dinp[i] = dout[i] * (cdf + x * INV_SQRT_2PI * expf(-0.5f * x * x));
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* dropout and residual */
+
+void bert_dropout(float *out, const float *inp, const bert_chunk *ck, uint32_t stream, float p,
+                  int C, float *scratch, int nthr) {
+    size_t total = (size_t)ck->N * C;
+    if (!ck->train || p <= 0.0f) {
+        if (out != inp) memcpy(out, inp, total * sizeof(float));
+        return;
+    }
+#pragma omp parallel num_threads(nthr)
+    {
+        float *mask = scratch + (size_t)omp_get_thread_num() * C;
+#pragma omp for schedule(static)
+        for (int n = 0; n < ck->N; n++) {
+            gc_rng_addr a = {ck->seed, ck->step, ck->side, ck->first + (uint32_t)ck->tok_seq[n],
+                             stream};
+            gc_dropout_mask(mask, &a, (uint32_t)ck->tok_pos[n] * (uint32_t)C, (size_t)C, p);
+            const float *x = inp + (size_t)n * C;
+            float *o = out + (size_t)n * C;
+            for (int i = 0; i < C; i++) o[i] = x[i] * mask[i];
+        }
+    }
+}
+
+void bert_residual_forward(float *out, const float *a, const float *b, size_t n, int nthr) {
+#pragma omp parallel for num_threads(nthr) schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* attention */
+
+static inline uint32_t att_element(const bert_chunk *ck, int h, int i) {
+    return ((uint32_t)h * (uint32_t)ck->max_position + (uint32_t)i) * (uint32_t)ck->max_position;
+}
+
+size_t bert_attention_scratch_floats(int max_T, int hs) {
+    return 3 * (size_t)max_T * max_T + 2 * (size_t)max_T * hs;
+}
+
+/* A matmul failing inside a parallel loop: keep the first message and stop the other tasks. */
+typedef struct par_fail {
+    gc_status st;
+    char msg[256];
+} par_fail;
+
+static void par_fail_set(par_fail *f, gc_status st) {
+#pragma omp critical(bert_par_fail)
+    {
+        if (f->st == GC_OK) {
+            f->st = st;
+            snprintf(f->msg, sizeof f->msg, "%s", gc_last_error());
+        }
+    }
+}
+
+static int par_failed(par_fail *f) {
+    gc_status s;
+#pragma omp atomic read
+    s = f->st;
+    return s != GC_OK;
+}
+
+static gc_status par_fail_report(const par_fail *f) {
+    if (f->st == GC_OK) return GC_OK;
+    return gc_set_error(f->st, "%s", f->msg);
+}
+
+/* row (T) = softmax(row * scale), in place. */
+static void softmax_row(float *row, int T, float scale) {
+    float mx = -INFINITY;
+    for (int j = 0; j < T; j++) mx = row[j] > mx ? row[j] : mx;
+    mx *= scale;
+    for (int j = 0; j < T; j++) row[j] = row[j] * scale - mx;
+    exp_array(row, row, T);
+    float sum = 0.0f;
+    for (int j = 0; j < T; j++) sum += row[j];
+    float inv = 1.0f / sum;
+    for (int j = 0; j < T; j++) row[j] *= inv;
+}
+
+gc_status bert_attention_forward(float *ctx, float *att, float *qkvh, const float *qkv,
+                                 const bert_chunk *ck, int C, int NH, uint32_t stream, float p,
+                                 float *scratch, int nthr) {
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    int drop = ck->train && p > 0.0f;
+    size_t per_thread = bert_attention_scratch_floats(ck->max_T, hs);
+    par_fail fail = {GC_OK, ""};
+
+#pragma omp parallel num_threads(nthr)
+    {
+        // qkv (N,3C) token-major -> per sequence q, k, v blocks of (NH, T, hs)
+#pragma omp for schedule(static)
+        for (int n = 0; n < ck->N; n++) {
+            int b = ck->tok_seq[n], t = ck->tok_pos[n], T = ck->off[b + 1] - ck->off[b];
+            float *blk = qkvh + 3 * (size_t)ck->off[b] * C;
+            const float *row = qkv + (size_t)n * 3 * C;
+            for (int part = 0; part < 3; part++)
+                for (int h = 0; h < NH; h++)
+                    memcpy(blk + (size_t)part * T * C + ((size_t)h * T + t) * hs,
+                           row + (size_t)part * C + (size_t)h * hs, sizeof(float) * hs);
+        }
+
+        float *sc = scratch + (size_t)omp_get_thread_num() * per_thread;
+        float *pd = sc;                                    // (T,T) dropped probabilities
+        float *o = sc + 3 * (size_t)ck->max_T * ck->max_T; // (T,hs) context of one head
+#pragma omp for schedule(dynamic, 1)
+        for (int task = 0; task < ck->B * NH; task++) {
+            if (par_failed(&fail)) continue;
+            int b = task / NH, h = task % NH, T = ck->off[b + 1] - ck->off[b];
+            const float *blk = qkvh + 3 * (size_t)ck->off[b] * C;
+            const float *q = blk + (size_t)h * T * hs;
+            const float *k = blk + (size_t)T * C + (size_t)h * T * hs;
+            const float *v = blk + 2 * (size_t)T * C + (size_t)h * T * hs;
+            float *P = att + ck->att_off[b] + (size_t)h * T * T;
+            gc_status st = gc_matmul(P, q, k, T, T, hs, 0, 1, 0); // raw scores q k^T
+            if (st != GC_OK) {
+                par_fail_set(&fail, st);
+                continue;
+            }
+            for (int i = 0; i < T; i++) softmax_row(P + (size_t)i * T, T, scale);
+            const float *pv = P;
+            if (drop) {
+                gc_rng_addr a = {ck->seed, ck->step, ck->side, ck->first + (uint32_t)b, stream};
+                for (int i = 0; i < T; i++) {
+                    float *row = pd + (size_t)i * T;
+                    gc_dropout_mask(row, &a, att_element(ck, h, i), (size_t)T, p);
+                    for (int j = 0; j < T; j++) row[j] *= P[(size_t)i * T + j];
+                }
+                pv = pd;
+            }
+            st = gc_matmul(o, pv, v, T, hs, T, 0, 0, 0); // (T,T) @ (T,hs)
+            if (st != GC_OK) {
+                par_fail_set(&fail, st);
+                continue;
+            }
+            for (int i = 0; i < T; i++)
+                memcpy(ctx + (size_t)(ck->off[b] + i) * C + (size_t)h * hs, o + (size_t)i * hs,
+                       sizeof(float) * hs);
+        }
+    }
+    return par_fail_report(&fail);
+}
+
+gc_status bert_attention_backward(float *dqkv, const float *dctx, const float *att,
+                                  const float *qkvh, const bert_chunk *ck, int C, int NH,
+                                  uint32_t stream, float p, float *scratch, int nthr) {
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    int drop = ck->train && p > 0.0f;
+    size_t per_thread = bert_attention_scratch_floats(ck->max_T, hs);
+    size_t TT = (size_t)ck->max_T * ck->max_T;
+    par_fail fail = {GC_OK, ""};
+
+#pragma omp parallel num_threads(nthr)
+    {
+        float *sc = scratch + (size_t)omp_get_thread_num() * per_thread;
+        float *mask = sc, *pd = sc + TT, *dp = sc + 2 * TT;
+        float *g = sc + 3 * TT, *o = g + (size_t)ck->max_T * hs;
+#pragma omp for schedule(dynamic, 1)
+        for (int task = 0; task < ck->B * NH; task++) {
+            if (par_failed(&fail)) continue;
+            int b = task / NH, h = task % NH, T = ck->off[b + 1] - ck->off[b];
+            int t0 = ck->off[b];
+            const float *blk = qkvh + 3 * (size_t)t0 * C;
+            const float *q = blk + (size_t)h * T * hs;
+            const float *k = blk + (size_t)T * C + (size_t)h * T * hs;
+            const float *v = blk + 2 * (size_t)T * C + (size_t)h * T * hs;
+            const float *P = att + ck->att_off[b] + (size_t)h * T * T;
+            for (int i = 0; i < T; i++) // this head's dctx, (T,hs)
+                memcpy(g + (size_t)i * hs, dctx + (size_t)(t0 + i) * C + (size_t)h * hs,
+                       sizeof(float) * hs);
+            const float *pv = P;
+            if (drop) {
+                gc_rng_addr a = {ck->seed, ck->step, ck->side, ck->first + (uint32_t)b, stream};
+                for (int i = 0; i < T; i++)
+                    gc_dropout_mask(mask + (size_t)i * T, &a, att_element(ck, h, i), (size_t)T, p);
+                for (size_t e = 0; e < (size_t)T * T; e++) pd[e] = mask[e] * P[e];
+                pv = pd;
+            }
+            gc_status st = gc_matmul(dp, g, v, T, T, hs, 0, 1, 0);        // d(dropped probs)
+            if (st == GC_OK) st = gc_matmul(o, pv, g, T, hs, T, 1, 0, 0); // dv
+            if (st != GC_OK) {
+                par_fail_set(&fail, st);
+                continue;
+            }
+            for (int i = 0; i < T; i++)
+                memcpy(dqkv + (size_t)(t0 + i) * 3 * C + 2 * (size_t)C + (size_t)h * hs,
+                       o + (size_t)i * hs, sizeof(float) * hs);
+            if (drop)
+                for (size_t e = 0; e < (size_t)T * T; e++) dp[e] *= mask[e];
+            // softmax backward, with the score scale folded in: dS = scale * P (dP - <P, dP>)
+            for (int i = 0; i < T; i++) {
+                const float *pr = P + (size_t)i * T;
+                float *dr = dp + (size_t)i * T;
+                float dot = 0.0f;
+                for (int j = 0; j < T; j++) dot += pr[j] * dr[j];
+                for (int j = 0; j < T; j++) dr[j] = scale * pr[j] * (dr[j] - dot);
+            }
+            st = gc_matmul(o, dp, k, T, hs, T, 0, 0, 0); // dq = dS k
+            if (st != GC_OK) {
+                par_fail_set(&fail, st);
+                continue;
+            }
+            for (int i = 0; i < T; i++)
+                memcpy(dqkv + (size_t)(t0 + i) * 3 * C + (size_t)h * hs, o + (size_t)i * hs,
+                       sizeof(float) * hs);
+            st = gc_matmul(o, dp, q, T, hs, T, 1, 0, 0); // dk = dS^T q
+            if (st != GC_OK) {
+                par_fail_set(&fail, st);
+                continue;
+            }
+            for (int i = 0; i < T; i++)
+                memcpy(dqkv + (size_t)(t0 + i) * 3 * C + (size_t)C + (size_t)h * hs,
+                       o + (size_t)i * hs, sizeof(float) * hs);
+        }
+    }
+    return par_fail_report(&fail);
+}
+
+void bert_attention_forward_ref(float *ctx, float *att, const float *qkv, const bert_chunk *ck,
+                                int C, int NH, uint32_t stream, float p) {
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    int drop = ck->train && p > 0.0f;
+    for (int b = 0; b < ck->B; b++) {
+        int t0 = ck->off[b], T = ck->off[b + 1] - t0;
+        gc_rng_addr a = {ck->seed, ck->step, ck->side, ck->first + (uint32_t)b, stream};
+        for (int h = 0; h < NH; h++) {
+            float *P = att + ck->att_off[b] + (size_t)h * T * T;
+            for (int i = 0; i < T; i++) {
+                const float *qi = qkv + (size_t)(t0 + i) * 3 * C + h * hs;
+                float *row = P + (size_t)i * T;
+                float mx = -INFINITY;
+                for (int j = 0; j < T; j++) {
+                    const float *kj = qkv + (size_t)(t0 + j) * 3 * C + C + h * hs;
+                    float s = 0.0f;
+                    for (int d = 0; d < hs; d++) s += qi[d] * kj[d];
+                    row[j] = s * scale;
+                    if (row[j] > mx) mx = row[j];
+                }
+                float sum = 0.0f;
+                for (int j = 0; j < T; j++) {
+                    row[j] = expf(row[j] - mx);
+                    sum += row[j];
+                }
+                for (int j = 0; j < T; j++) row[j] /= sum;
+                float *out = ctx + (size_t)(t0 + i) * C + h * hs;
+                for (int d = 0; d < hs; d++) out[d] = 0.0f;
+                for (int j = 0; j < T; j++) {
+                    float pj = row[j];
+                    if (drop) {
+                        float u = gc_rng_uniform(&a, att_element(ck, h, i) + (uint32_t)j);
+                        pj = u < p ? 0.0f : pj / (1.0f - p);
+                    }
+                    const float *vj = qkv + (size_t)(t0 + j) * 3 * C + 2 * C + h * hs;
+                    for (int d = 0; d < hs; d++) out[d] += pj * vj[d];
+                }
+            }
+        }
+    }
+}
+
+void bert_attention_backward_ref(float *dqkv, const float *dctx, const float *att, const float *qkv,
+                                 const bert_chunk *ck, int C, int NH, uint32_t stream, float p) {
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    int drop = ck->train && p > 0.0f;
+    memset(dqkv, 0, sizeof(float) * (size_t)ck->N * 3 * C);
+    for (int b = 0; b < ck->B; b++) {
+        int t0 = ck->off[b], T = ck->off[b + 1] - t0;
+        gc_rng_addr a = {ck->seed, ck->step, ck->side, ck->first + (uint32_t)b, stream};
+        for (int h = 0; h < NH; h++) {
+            const float *P = att + ck->att_off[b] + (size_t)h * T * T;
+            for (int i = 0; i < T; i++) {
+                const float *g = dctx + (size_t)(t0 + i) * C + h * hs;
+                const float *row = P + (size_t)i * T;
+                // dP_ij = <g, v_j> * mask_ij ; dv_j += P_ij mask_ij g
+                float dpr[T > 0 ? T : 1];
+                for (int j = 0; j < T; j++) {
+                    float m = 1.0f;
+                    if (drop) {
+                        float u = gc_rng_uniform(&a, att_element(ck, h, i) + (uint32_t)j);
+                        m = u < p ? 0.0f : 1.0f / (1.0f - p);
+                    }
+                    const float *vj = qkv + (size_t)(t0 + j) * 3 * C + 2 * C + h * hs;
+                    float *dvj = dqkv + (size_t)(t0 + j) * 3 * C + 2 * C + h * hs;
+                    float s = 0.0f;
+                    for (int d = 0; d < hs; d++) {
+                        s += g[d] * vj[d];
+                        dvj[d] += row[j] * m * g[d];
+                    }
+                    dpr[j] = s * m;
+                }
+                float dot = 0.0f;
+                for (int j = 0; j < T; j++) dot += row[j] * dpr[j];
+                const float *qi = qkv + (size_t)(t0 + i) * 3 * C + h * hs;
+                float *dqi = dqkv + (size_t)(t0 + i) * 3 * C + h * hs;
+                for (int j = 0; j < T; j++) {
+                    float ds = row[j] * (dpr[j] - dot) * scale;
+                    const float *kj = qkv + (size_t)(t0 + j) * 3 * C + C + h * hs;
+                    float *dkj = dqkv + (size_t)(t0 + j) * 3 * C + C + h * hs;
+                    for (int d = 0; d < hs; d++) {
+                        dqi[d] += ds * kj[d];
+                        dkj[d] += ds * qi[d];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* pooling and normalization */
+
+#define NORM_EPS 1e-12f
+
+void bert_pool_forward(float *out, float *norm, const float *h, const bert_chunk *ck, int C,
+                       gc_pooling pool, int normalize, int nthr) {
+    // h (N,C) -> out (B,C)
+#pragma omp parallel for num_threads(nthr) schedule(static)
+    for (int b = 0; b < ck->B; b++) {
+        int t0 = ck->off[b], T = ck->off[b + 1] - t0;
+        float *o = out + (size_t)b * C;
+        const float *hb = h + (size_t)t0 * C;
+        if (pool == GC_POOL_CLS) {
+            memcpy(o, hb, sizeof(float) * C);
+        } else if (pool == GC_POOL_MAX) {
+            memcpy(o, hb, sizeof(float) * C);
+            for (int t = 1; t < T; t++)
+                for (int i = 0; i < C; i++) o[i] = fmaxf(o[i], hb[(size_t)t * C + i]);
+        } else {
+            for (int i = 0; i < C; i++) o[i] = 0.0f;
+            for (int t = 0; t < T; t++)
+                for (int i = 0; i < C; i++) o[i] += hb[(size_t)t * C + i];
+            for (int i = 0; i < C; i++) o[i] /= (float)T;
+        }
+        float ss = 0.0f;
+        for (int i = 0; i < C; i++) ss += o[i] * o[i];
+        norm[b] = sqrtf(ss);
+        if (normalize) {
+            float inv = 1.0f / fmaxf(norm[b], NORM_EPS);
+            for (int i = 0; i < C; i++) o[i] *= inv;
+        }
+    }
+}
+
+void bert_pool_backward(float *dh, const float *dout, const float *out, const float *norm,
+                        const float *h, const bert_chunk *ck, int C, gc_pooling pool, int normalize,
+                        int nthr) {
+#pragma omp parallel for num_threads(nthr) schedule(static)
+    for (int b = 0; b < ck->B; b++) {
+        int t0 = ck->off[b], T = ck->off[b + 1] - t0;
+        const float *dy = dout + (size_t)b * C, *y = out + (size_t)b * C;
+        float *dhb = dh + (size_t)t0 * C;
+        const float *hb = h + (size_t)t0 * C;
+        // y = x / max(|x|, eps): dx = (dy - y <y, dy>) / |x| above eps, dy / eps below
+        float dot = 0.0f, inv = 1.0f;
+        if (normalize) {
+            if (norm[b] > NORM_EPS) {
+                for (int i = 0; i < C; i++) dot += y[i] * dy[i];
+                inv = 1.0f / norm[b];
+            } else {
+                inv = 1.0f / NORM_EPS;
+            }
+        }
+        // d pooled, into the sequence's first row, then spread over its rows
+        for (int i = 0; i < C; i++) dhb[i] = (dy[i] - y[i] * dot) * inv;
+        if (pool == GC_POOL_MEAN) {
+            for (int i = 0; i < C; i++) dhb[i] /= (float)T;
+            for (int t = 1; t < T; t++) memcpy(dhb + (size_t)t * C, dhb, sizeof(float) * C);
+        } else {
+            memset(dhb + C, 0, sizeof(float) * (size_t)(T - 1) * C);
+            if (pool == GC_POOL_MAX) {
+                for (int i = 0; i < C; i++) { // the gradient goes to the first maximum
+                    int arg = 0;
+                    for (int t = 1; t < T; t++)
+                        if (hb[(size_t)t * C + i] > hb[(size_t)arg * C + i]) arg = t;
+                    float g = dhb[i];
+                    dhb[i] = 0.0f;
+                    dhb[(size_t)arg * C + i] = g;
+                }
+            }
+        }
+    }
+}
