@@ -1,0 +1,126 @@
+/* cli.h: what the gradcache command line shares between its subcommands: messages and exit
+ * codes, the option parser, and loading/encoding with a model folder. */
+#ifndef GC_CLI_H
+#define GC_CLI_H
+
+#include "gc_bert.h"
+#include "gc_tokenizer.h"
+#include "gradcache.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GC_CLI_VERSION "0.1.0"
+
+enum {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_RUNTIME = 1, /* a file, model or numeric problem found while running */
+    CLI_EXIT_USAGE = 2,   /* bad command line */
+    CLI_EXIT_SIGINT = 130,
+    CLI_EXIT_SIGTERM = 143,
+};
+
+/* "gradcache: error: <message>" on stderr; returns CLI_EXIT_RUNTIME. */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same with exit code CLI_EXIT_USAGE and a pointer to --help. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "gradcache: <message>" on stderr (progress and notes). */
+void cli_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Report a library failure: "gradcache: error: <what>: <gc_last_error()>". */
+int cli_fail(gc_status st, const char *what);
+
+/* ---- options ---- */
+
+typedef enum cli_opt_kind {
+    OPT_FLAG,  /* no value; sets *(int *)dst = 1 */
+    OPT_STR,   /* const char * */
+    OPT_INT,   /* long, within [min, max] */
+    OPT_FLOAT, /* double, finite, within [min, max] */
+} cli_opt_kind;
+
+typedef struct cli_opt {
+    const char *name; /* "--batch-size" */
+    cli_opt_kind kind;
+    void *dst;
+    double min, max;
+    int seen; /* set by the parser */
+} cli_opt;
+
+/* Parse argv[first..argc) against opts (terminated by a NULL name). "--name value" and
+ * "--name=value" both work; an option given twice takes the last value. Returns 0 on success, 1
+ * when --help was given (help printed by the caller), or CLI_EXIT_USAGE after printing the problem.
+ */
+int cli_parse(const char *cmd, int argc, char **argv, int first, cli_opt *opts);
+/* Find an option's entry to ask whether it was seen. */
+const cli_opt *cli_find(const cli_opt *opts, const char *name);
+/* Strict numbers: the whole string, no spaces, finite, within range. 0 on success, else
+ * prints a usage error naming opt and returns CLI_EXIT_USAGE. */
+int cli_parse_long(const char *cmd, const char *opt, const char *s, long min, long max, long *out);
+int cli_parse_double(const char *cmd, const char *opt, const char *s, double min, double max,
+                     double *out);
+
+/* ---- models and encoding ---- */
+
+/* Load a model folder's tokenizer and BERT; prints the error and returns nonzero on failure. */
+int cli_load_model(const char *dir, gc_bert **model, gc_tokenizer **tok);
+
+/* Token ids of many texts, tokenized once (OpenMP over texts) and packed: text i is
+ * ids[off[i] .. off[i+1]). */
+typedef struct cli_tokens {
+    int32_t *ids;
+    int64_t *off;
+    size_t n;
+    int max_len; /* longest sequence */
+} cli_tokens;
+
+/* On failure *bad gets the index of the first text that failed and the library's status is
+ * returned (gc_last_error() holds the tokenizer's message). */
+gc_status cli_tokenize(const gc_tokenizer *tok, const char *const *texts, size_t n, int max_len,
+                       cli_tokens *out, size_t *bad);
+void cli_tokens_free(cli_tokens *t);
+
+/* Embeddings (n, dim) of tokenized texts, `batch` sequences per encoder call (the model must
+ * be reserved for at least that many sequences of t->max_len tokens), no dropout. */
+gc_status cli_encode_tokens(gc_bert *model, const cli_tokens *t, int batch, float *out);
+
+/* L2-normalize rows in place (zero rows stay zero). */
+void cli_normalize_rows(float *x, size_t rows, int dim);
+
+/* Peak resident memory of this process in MiB (getrusage). */
+double cli_peak_rss_mib(void);
+double cli_now(void);
+
+/* ---- retrieval evaluation of query/positive pairs ---- */
+
+struct gc_dataset;
+struct gc_retrieval_metrics;
+
+typedef struct cli_eval_opts {
+    int max_query_len;
+    int max_passage_len;
+    int batch;   /* sequences per encoder call */
+    int reserve; /* size the model's buffers for this evaluation first */
+    const int *ks;
+    int nk;
+} cli_eval_opts;
+
+/* Encode every query and positive, normalize (cosine) and rank each query's positive among
+ * all positives. Prints the error and returns nonzero on failure. */
+int cli_eval_dataset(gc_bert *model, const gc_tokenizer *tok, const struct gc_dataset *d,
+                     const cli_eval_opts *o, struct gc_retrieval_metrics *out);
+/* The same from texts already tokenized (queries tq, positives tp; the model reserved for
+ * `batch` sequences of their longest length). */
+int cli_eval_tokens(gc_bert *model, const cli_tokens *tq, const cli_tokens *tp, int batch,
+                    const int *ks, int nk, struct gc_retrieval_metrics *out);
+/* {"recall@1": ..., "mrr@10": ..., "ndcg@10": ..., "n": ...} without a newline. */
+void cli_metrics_json(const struct gc_retrieval_metrics *m, char *buf, size_t cap);
+/* Parse "1,10,100" into ks (at most GC_EVAL_MAX_K). 0 or CLI_EXIT_USAGE. */
+int cli_parse_ks(const char *cmd, const char *s, int *ks, int *nk);
+
+/* Subcommands: each returns the process exit code. */
+int cmd_train(int argc, char **argv);
+int cmd_encode(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+
+#endif

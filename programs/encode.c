@@ -1,0 +1,294 @@
+/* encode.c: the `encode` and `eval` subcommands and the retrieval evaluation `train --dev`
+ * shares with them. */
+#include "cli.h"
+#include "gc_eval.h"
+#include "gc_io.h"
+#include "jsonl.h"
+
+#include <limits.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char ENCODE_HELP[] =
+    "Usage: gradcache encode --model DIR --input FILE --field NAME --out FILE.npy [options]\n"
+    "\n"
+    "Embed one string field of every line of a JSONL (or JSONL.gz) file and write a float32\n"
+    ".npy of shape (lines, dim), one row per non-blank line in file order. The embeddings are\n"
+    "the model's output (normalized when the model folder has a Normalize module).\n"
+    "\n"
+    "Options:\n"
+    "  --model DIR       sentence-transformers or Hugging Face BERT folder\n"
+    "  --input FILE      JSONL or JSONL.gz, one object per line\n"
+    "  --field NAME      the string field to embed (e.g. query, positive, text)\n"
+    "  --out FILE        the .npy to write (atomically: complete or not there)\n"
+    "  --batch-size N    sequences per forward pass (default 64)\n"
+    "  --max-len N       tokens per text incl. [CLS]/[SEP] (default: the model's max_seq_length)\n"
+    "  --threads N       OpenMP threads (default: all cores)\n"
+    "  --help            this text\n";
+
+static const char EVAL_HELP[] =
+    "Usage: gradcache eval --model DIR --data FILE [options]\n"
+    "\n"
+    "Retrieval evaluation on query/positive pairs: every query is ranked against the positives\n"
+    "of all lines of the file (its own line's positive is the one relevant document) by cosine\n"
+    "similarity, exactly (blocked matrix products, no index). Prints one JSON object on\n"
+    "stdout: recall@K for each K, mrr@10, ndcg@10 and n (the number of queries).\n"
+    "\n"
+    "Options:\n"
+    "  --model DIR            sentence-transformers or Hugging Face BERT folder\n"
+    "  --data FILE            JSONL or JSONL.gz with \"query\" and \"positive\" strings\n"
+    "  --k LIST               comma-separated recall cut-offs (default 1,10,100)\n"
+    "  --batch-size N         sequences per forward pass (default 64)\n"
+    "  --max-query-len N      query tokens (default: the model's max_seq_length)\n"
+    "  --max-passage-len N    passage tokens (default: the model's max_seq_length)\n"
+    "  --threads N            OpenMP threads (default: all cores)\n"
+    "  --help                 this text\n";
+
+int cli_parse_ks(const char *cmd, const char *s, int *ks, int *nk) {
+    *nk = 0;
+    const char *p = s;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        char tok[32];
+        if (n == 0 || n >= sizeof tok)
+            return cli_usage("eval ", "--k expects numbers like 1,10,100, got '%s'", s);
+        memcpy(tok, p, n);
+        tok[n] = '\0';
+        long v;
+        if (cli_parse_long(cmd, "--k", tok, 1, INT_MAX, &v)) return CLI_EXIT_USAGE;
+        if (*nk == GC_EVAL_MAX_K)
+            return cli_usage("eval ", "--k takes at most %d cut-offs", GC_EVAL_MAX_K);
+        ks[(*nk)++] = (int)v;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    return 0;
+}
+
+void cli_metrics_json(const gc_retrieval_metrics *m, char *buf, size_t cap) {
+    size_t used = 0;
+    used += (size_t)snprintf(buf + used, cap - used, "{");
+    for (int k = 0; k < m->nk && used < cap; k++)
+        used += (size_t)snprintf(buf + used, cap - used, "\"recall@%d\": %.6f, ", m->ks[k],
+                                 m->recall[k]);
+    if (used < cap)
+        snprintf(buf + used, cap - used, "\"mrr@10\": %.6f, \"ndcg@10\": %.6f, \"n\": %d}",
+                 m->mrr10, m->ndcg10, m->n);
+}
+
+/* The model's usable sequence length: max_seq_length, bounded by its position table. */
+static int model_max_len(const gc_bert *m) {
+    const gc_bert_config *c = gc_bert_get_config(m);
+    int len = c->max_seq_length > 0 ? c->max_seq_length : c->max_position;
+    if (c->max_position > 0 && len > c->max_position) len = c->max_position;
+    return len < 2 ? 2 : len;
+}
+
+int cli_eval_tokens(gc_bert *model, const cli_tokens *tq, const cli_tokens *tp, int batch,
+                    const int *ks, int nk, gc_retrieval_metrics *out) {
+    const size_t n = tq->n;
+    if (n > INT_MAX || tp->n != n)
+        return cli_error("cannot evaluate %zu queries against %zu passages", n, tp->n);
+    gc_encoder enc = gc_bert_encoder(model);
+    const int dim = enc.ops->dim(enc.ctx);
+    float *qe = malloc(n * (size_t)dim * sizeof(float));
+    float *pe = malloc(n * (size_t)dim * sizeof(float));
+    int rc = CLI_EXIT_RUNTIME;
+    if (!qe || !pe) {
+        cli_error("out of memory for %zu embeddings", 2 * n);
+        goto done;
+    }
+    gc_status st = cli_encode_tokens(model, tq, batch, qe);
+    if (st == GC_OK) st = cli_encode_tokens(model, tp, batch, pe);
+    if (st != GC_OK) {
+        cli_fail(st, "encoding");
+        goto done;
+    }
+    cli_normalize_rows(qe, n, dim);
+    cli_normalize_rows(pe, n, dim);
+    st = gc_eval_retrieval(qe, pe, (int)n, (int)n, dim, ks, nk, NULL, out, NULL);
+    if (st != GC_OK) {
+        cli_fail(st, "evaluating");
+        goto done;
+    }
+    rc = 0;
+done:
+    free(qe);
+    free(pe);
+    return rc;
+}
+
+int cli_eval_dataset(gc_bert *model, const gc_tokenizer *tok, const gc_dataset *d,
+                     const cli_eval_opts *o, gc_retrieval_metrics *out) {
+    const size_t n = d->n;
+    const char **qt = malloc(n * sizeof(char *)), **pt = malloc(n * sizeof(char *));
+    cli_tokens tq = {0}, tp = {0};
+    int rc = CLI_EXIT_RUNTIME;
+    if (!qt || !pt) {
+        cli_error("out of memory for %zu pairs", n);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        qt[i] = d->pairs[i].query;
+        pt[i] = d->pairs[i].positive;
+    }
+    size_t bad = 0;
+    gc_status st = cli_tokenize(tok, qt, n, o->max_query_len, &tq, &bad);
+    if (st == GC_OK) st = cli_tokenize(tok, pt, n, o->max_passage_len, &tp, &bad);
+    if (st != GC_OK) {
+        cli_error("%s: pair %zu: %s", d->path, bad + 1, gc_last_error());
+        goto done;
+    }
+    if (o->reserve) {
+        int len = tq.max_len > tp.max_len ? tq.max_len : tp.max_len;
+        st = gc_bert_reserve(model, o->batch, len, 1);
+        if (st != GC_OK) {
+            cli_fail(st, "preparing the model");
+            goto done;
+        }
+    }
+    rc = cli_eval_tokens(model, &tq, &tp, o->batch, o->ks, o->nk, out);
+done:
+    free(qt);
+    free(pt);
+    cli_tokens_free(&tq);
+    cli_tokens_free(&tp);
+    return rc;
+}
+
+int cmd_encode(int argc, char **argv) {
+    const char *model_dir = NULL, *input = NULL, *field = NULL, *out = NULL;
+    long batch = 64, max_len = 0, threads = 0;
+    cli_opt opts[] = {
+        {"--model", OPT_STR, &model_dir, 0, 0, 0},
+        {"--input", OPT_STR, &input, 0, 0, 0},
+        {"--field", OPT_STR, &field, 0, 0, 0},
+        {"--out", OPT_STR, &out, 0, 0, 0},
+        {"--batch-size", OPT_INT, &batch, 1, 1 << 20, 0},
+        {"--max-len", OPT_INT, &max_len, 2, 1 << 20, 0},
+        {"--threads", OPT_INT, &threads, 1, 4096, 0},
+        {NULL, OPT_FLAG, NULL, 0, 0, 0},
+    };
+    int rc = cli_parse("encode", argc, argv, 2, opts);
+    if (rc == 1) {
+        fputs(ENCODE_HELP, stdout);
+        return CLI_EXIT_OK;
+    }
+    if (rc) return rc;
+    if (!model_dir) return cli_usage("encode ", "--model is required");
+    if (!input) return cli_usage("encode ", "--input is required");
+    if (!field) return cli_usage("encode ", "--field is required");
+    if (!out) return cli_usage("encode ", "--out is required");
+    if (threads > 0) omp_set_num_threads((int)threads);
+
+    cli_texts texts = {0};
+    gc_status st = cli_read_field(input, field, &texts);
+    if (st != GC_OK) return cli_fail(st, NULL);
+    gc_bert *model = NULL;
+    gc_tokenizer *tok = NULL;
+    cli_tokens t = {0};
+    float *emb = NULL;
+    rc = CLI_EXIT_RUNTIME;
+    if (cli_load_model(model_dir, &model, &tok)) goto done;
+    int limit = model_max_len(model);
+    if (max_len == 0) max_len = limit;
+    if (max_len > gc_bert_get_config(model)->max_position) {
+        rc = cli_usage("encode ", "--max-len %ld exceeds the model's %d positions", max_len,
+                       gc_bert_get_config(model)->max_position);
+        goto done;
+    }
+    size_t bad = 0;
+    st = cli_tokenize(tok, (const char *const *)texts.texts, texts.n, (int)max_len, &t, &bad);
+    if (st != GC_OK) {
+        cli_error("%s: text %zu: %s", input, bad + 1, gc_last_error());
+        goto done;
+    }
+    st = gc_bert_reserve(model, (int)batch, t.max_len, 1);
+    if (st != GC_OK) {
+        cli_fail(st, "preparing the model");
+        goto done;
+    }
+    gc_encoder enc = gc_bert_encoder(model);
+    const int dim = enc.ops->dim(enc.ctx);
+    emb = malloc(texts.n * (size_t)dim * sizeof(float));
+    if (!emb) {
+        cli_error("out of memory for %zu embeddings", texts.n);
+        goto done;
+    }
+    st = cli_encode_tokens(model, &t, (int)batch, emb);
+    if (st != GC_OK) {
+        cli_fail(st, "encoding");
+        goto done;
+    }
+    st = gc_npy_write_f32(out, emb, texts.n, (size_t)dim);
+    if (st != GC_OK) {
+        cli_fail(st, "writing the embeddings");
+        goto done;
+    }
+    cli_note("wrote %zu x %d embeddings to %s", texts.n, dim, out);
+    rc = CLI_EXIT_OK;
+done:
+    free(emb);
+    cli_tokens_free(&t);
+    cli_texts_free(&texts);
+    gc_bert_free(model);
+    gc_tokenizer_free(tok);
+    return rc;
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *model_dir = NULL, *data = NULL, *kstr = "1,10,100";
+    long batch = 64, max_q = 0, max_p = 0, threads = 0;
+    cli_opt opts[] = {
+        {"--model", OPT_STR, &model_dir, 0, 0, 0},
+        {"--data", OPT_STR, &data, 0, 0, 0},
+        {"--k", OPT_STR, &kstr, 0, 0, 0},
+        {"--batch-size", OPT_INT, &batch, 1, 1 << 20, 0},
+        {"--max-query-len", OPT_INT, &max_q, 2, 1 << 20, 0},
+        {"--max-passage-len", OPT_INT, &max_p, 2, 1 << 20, 0},
+        {"--threads", OPT_INT, &threads, 1, 4096, 0},
+        {NULL, OPT_FLAG, NULL, 0, 0, 0},
+    };
+    int rc = cli_parse("eval", argc, argv, 2, opts);
+    if (rc == 1) {
+        fputs(EVAL_HELP, stdout);
+        return CLI_EXIT_OK;
+    }
+    if (rc) return rc;
+    if (!model_dir) return cli_usage("eval ", "--model is required");
+    if (!data) return cli_usage("eval ", "--data is required");
+    int ks[GC_EVAL_MAX_K], nk = 0;
+    if (cli_parse_ks("eval", kstr, ks, &nk)) return CLI_EXIT_USAGE;
+    if (threads > 0) omp_set_num_threads((int)threads);
+
+    gc_dataset *d = NULL;
+    gc_status st = gc_dataset_load(&d, data);
+    if (st != GC_OK) return cli_fail(st, NULL);
+    gc_bert *model = NULL;
+    gc_tokenizer *tok = NULL;
+    rc = CLI_EXIT_RUNTIME;
+    if (cli_load_model(model_dir, &model, &tok)) goto done;
+    const int limit = model_max_len(model), npos = gc_bert_get_config(model)->max_position;
+    if (max_q == 0) max_q = limit;
+    if (max_p == 0) max_p = limit;
+    if (max_q > npos || max_p > npos) {
+        rc = cli_usage("eval ", "--max-query-len/--max-passage-len exceed the model's %d positions",
+                       npos);
+        goto done;
+    }
+    gc_retrieval_metrics m;
+    cli_eval_opts eo = {(int)max_q, (int)max_p, (int)batch, 1, ks, nk};
+    if (cli_eval_dataset(model, tok, d, &eo, &m)) goto done;
+    char json[1024];
+    cli_metrics_json(&m, json, sizeof json);
+    printf("%s\n", json);
+    rc = fflush(stdout) == 0 ? CLI_EXIT_OK : cli_error("writing to stdout failed");
+done:
+    gc_dataset_free(d);
+    gc_bert_free(model);
+    gc_tokenizer_free(tok);
+    return rc;
+}

@@ -1,0 +1,46 @@
+/* main.c: the gradcache command line: subcommand dispatch, --help and --version. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char OVERVIEW[] =
+    "gradcache " GC_CLI_VERSION " - train text embedding models with Gradient Cache\n"
+    "\n"
+    "Usage: gradcache <command> [options]\n"
+    "\n"
+    "Commands:\n"
+    "  train   fine-tune a model on query/positive pairs (contrastive, in-batch negatives)\n"
+    "  encode  write the embeddings of one field of a JSONL file as a float32 .npy\n"
+    "  eval    retrieval metrics (recall@K, MRR@10, nDCG@10) on query/positive pairs\n"
+    "  init    create a randomly initialised model folder from a config.json and a vocab\n"
+    "\n"
+    "Options:\n"
+    "  --help     this text (gradcache <command> --help for a command's options)\n"
+    "  --version  print the version\n"
+    "\n"
+    "Data files are JSONL or gzip-compressed JSONL, one object per line with \"query\" and\n"
+    "\"positive\" strings and an optional \"negatives\" array of strings. Errors go to stderr as\n"
+    "one line 'gradcache: error: ...'; exit status 2 means a bad command line, 1 a failure\n"
+    "while running, 130/143 an interrupted training run (its checkpoint is saved).\n";
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fputs(OVERVIEW, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(OVERVIEW, stdout);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+        printf("gradcache %s\n", GC_CLI_VERSION);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(cmd, "train") == 0) return cmd_train(argc, argv);
+    if (strcmp(cmd, "encode") == 0) return cmd_encode(argc, argv);
+    if (strcmp(cmd, "eval") == 0) return cmd_eval(argc, argv);
+    if (strcmp(cmd, "init") == 0) return cmd_init(argc, argv);
+    return cli_usage(NULL, "unknown command '%s'", cmd);
+}
