@@ -1,10 +1,14 @@
 /* matmul.c: the project's one matrix-product function, on oneDNN's matmul primitive, and the
  * plain reference beside it.
  *
- * Primitives are built once per (M, N, K, trans_a, trans_b, accumulate) and kept in a small
- * per-thread cache with their memory objects; a call only swaps the data handles in. The cache
- * is per thread so the function may be called from inside an OpenMP region (oneDNN then runs
- * single-threaded there). */
+ * The sizes of a training step's products change with every chunk (a chunk holds as many
+ * tokens as its sequences have), so primitives are built with runtime dimensions and strides:
+ * one primitive per (trans_a, trans_b, accumulate), eight at most, built on first use and
+ * reused for every shape. Primitives keyed by exact shape would be rebuilt for nearly every
+ * chunk and pile up in oneDNN's primitive cache, making memory grow with the batch. On this
+ * hardware oneDNN serves both through the same jit GEMM, so nothing is lost in speed.
+ * The primitives are per thread so the function may be called from inside an OpenMP region
+ * (oneDNN then runs single-threaded there). */
 #include "gradcache.h"
 
 #include <oneapi/dnnl/dnnl.h>
@@ -27,37 +31,59 @@ void gc_matmul_ref(float *C, const float *A, const float *B, int M, int N, int K
     }
 }
 
-#define CACHE_SIZE 256
+/* Products this small cost less in plain loops than oneDNN's per-call set-up (attention of a
+ * short sequence is a few thousand multiply-adds). The loops are written so the inner one is
+ * contiguous and vectorizes; each output's summation order depends only on the shape. */
+#define SMALL_PRODUCT 32768
 
-typedef struct mm_entry {
-    int M, N, K, ta, tb, acc;
-    uint64_t last_use;
-    dnnl_primitive_t prim;
-    dnnl_memory_t a, b, c;
-} mm_entry;
+static void matmul_small(float *C, const float *A, const float *B, int M, int N, int K,
+                         int trans_a, int trans_b, int accumulate) {
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * N;
+        if (trans_b) { /* C[i,j] = dot(a_i, B[j,:]) with B stored (N, K) */
+            for (int j = 0; j < N; j++) {
+                const float *b = B + (size_t)j * K;
+                float acc[8] = {0};
+                int k = 0;
+                if (!trans_a) {
+                    const float *a = A + (size_t)i * K;
+                    for (; k + 8 <= K; k += 8)
+                        for (int l = 0; l < 8; l++) acc[l] += a[k + l] * b[k + l];
+                    for (; k < K; k++) acc[0] += a[k] * b[k];
+                } else {
+                    for (; k < K; k++) acc[k & 7] += A[(size_t)k * M + i] * b[k];
+                }
+                float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) +
+                            ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+                c[j] = accumulate ? c[j] + sum : sum;
+            }
+        } else { /* C[i,:] = sum_k a_ik B[k,:] */
+            if (!accumulate)
+                for (int j = 0; j < N; j++) c[j] = 0.0f;
+            for (int k = 0; k < K; k++) {
+                float a = trans_a ? A[(size_t)k * M + i] : A[(size_t)i * K + k];
+                const float *b = B + (size_t)k * N;
+                for (int j = 0; j < N; j++) c[j] += a * b[j];
+            }
+        }
+    }
+}
 
 typedef struct mm_cache {
     dnnl_engine_t engine;
     dnnl_stream_t stream;
-    mm_entry entries[CACHE_SIZE];
-    int used;
-    uint64_t clock;
+    dnnl_primitive_t prim[2][2][2]; /* [trans_a][trans_b][accumulate] */
 } mm_cache;
 
 static _Thread_local mm_cache *g_cache;
 
-static void entry_release(mm_entry *e) {
-    if (e->prim) dnnl_primitive_destroy(e->prim);
-    if (e->a) dnnl_memory_destroy(e->a);
-    if (e->b) dnnl_memory_destroy(e->b);
-    if (e->c) dnnl_memory_destroy(e->c);
-    memset(e, 0, sizeof *e);
-}
-
 void gc_matmul_cleanup(void) {
     mm_cache *c = g_cache;
     if (!c) return;
-    for (int i = 0; i < c->used; i++) entry_release(&c->entries[i]);
+    for (int i = 0; i < 8; i++) {
+        dnnl_primitive_t p = (&c->prim[0][0][0])[i];
+        if (p) dnnl_primitive_destroy(p);
+    }
     if (c->stream) dnnl_stream_destroy(c->stream);
     if (c->engine) dnnl_engine_destroy(c->engine);
     free(c);
@@ -82,85 +108,36 @@ static gc_status cache_get(mm_cache **out) {
     return GC_OK;
 }
 
-static gc_status entry_build(mm_cache *c, mm_entry *e, int M, int N, int K, int ta, int tb,
-                             int acc) {
+/* Row-major (rows, cols) descriptors, transposed when t; any entry may be runtime. */
+static dnnl_status_t desc2d(dnnl_memory_desc_t *md, dnnl_dim_t rows, dnnl_dim_t cols, int t,
+                            dnnl_dim_t ld) {
+    dnnl_dims_t dims = {rows, cols};
+    dnnl_dims_t strides = {t ? 1 : ld, t ? ld : 1};
+    return dnnl_memory_desc_init_by_strides(md, 2, dims, dnnl_f32, strides);
+}
+
+static gc_status build(mm_cache *c, int ta, int tb, int acc) {
+    const dnnl_dim_t R = DNNL_RUNTIME_DIM_VAL;
     dnnl_memory_desc_t a_md, b_md, c_md;
-    dnnl_dims_t a_dims = {M, K}, b_dims = {K, N}, c_dims = {M, N};
-    dnnl_dims_t a_str = {ta ? 1 : K, ta ? M : 1};
-    dnnl_dims_t b_str = {tb ? 1 : N, tb ? K : 1};
-    dnnl_dims_t c_str = {N, 1};
     dnnl_matmul_desc_t md;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_desc_t pd = NULL;
-    gc_status st = GC_OK;
-
-    memset(e, 0, sizeof *e);
-    e->M = M, e->N = N, e->K = K, e->ta = ta, e->tb = tb, e->acc = acc;
-    if (dnnl_memory_desc_init_by_strides(&a_md, 2, a_dims, dnnl_f32, a_str) != dnnl_success ||
-        dnnl_memory_desc_init_by_strides(&b_md, 2, b_dims, dnnl_f32, b_str) != dnnl_success ||
-        dnnl_memory_desc_init_by_strides(&c_md, 2, c_dims, dnnl_f32, c_str) != dnnl_success ||
-        dnnl_matmul_desc_init(&md, &a_md, &b_md, NULL, &c_md) != dnnl_success ||
-        dnnl_primitive_attr_create(&attr) != dnnl_success) {
-        st = GC_ERR_INTERNAL;
-        goto done;
-    }
-    if (acc) {
-        if (dnnl_post_ops_create(&po) != dnnl_success ||
-            dnnl_post_ops_append_sum(po, 1.0f) != dnnl_success ||
-            dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success) {
-            st = GC_ERR_INTERNAL;
-            goto done;
-        }
-    }
-    if (dnnl_primitive_desc_create(&pd, &md, attr, c->engine, NULL) != dnnl_success ||
-        dnnl_primitive_create(&e->prim, pd) != dnnl_success ||
-        dnnl_memory_create(&e->a, &a_md, c->engine, DNNL_MEMORY_NONE) != dnnl_success ||
-        dnnl_memory_create(&e->b, &b_md, c->engine, DNNL_MEMORY_NONE) != dnnl_success ||
-        dnnl_memory_create(&e->c, &c_md, c->engine, DNNL_MEMORY_NONE) != dnnl_success) {
-        st = GC_ERR_INTERNAL;
-    }
-done:
+    int ok = desc2d(&a_md, R, R, ta, R) == dnnl_success &&
+             desc2d(&b_md, R, R, tb, R) == dnnl_success &&
+             desc2d(&c_md, R, R, 0, R) == dnnl_success &&
+             dnnl_matmul_desc_init(&md, &a_md, &b_md, NULL, &c_md) == dnnl_success &&
+             dnnl_primitive_attr_create(&attr) == dnnl_success;
+    if (ok && acc)
+        ok = dnnl_post_ops_create(&po) == dnnl_success &&
+             dnnl_post_ops_append_sum(po, 1.0f) == dnnl_success &&
+             dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
+    ok = ok && dnnl_primitive_desc_create(&pd, &md, attr, c->engine, NULL) == dnnl_success &&
+         dnnl_primitive_create(&c->prim[ta][tb][acc], pd) == dnnl_success;
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (po) dnnl_post_ops_destroy(po);
     if (attr) dnnl_primitive_attr_destroy(attr);
-    if (st != GC_OK) {
-        entry_release(e);
-        return gc_set_error(st, "matmul: oneDNN could not build a %dx%dx%d product", M, N, K);
-    }
-    return GC_OK;
-}
-
-static gc_status cache_lookup(mm_cache *c, mm_entry **out, int M, int N, int K, int ta, int tb,
-                              int acc) {
-    int victim = 0;
-    for (int i = 0; i < c->used; i++) {
-        mm_entry *e = &c->entries[i];
-        if (e->M == M && e->N == N && e->K == K && e->ta == ta && e->tb == tb && e->acc == acc) {
-            e->last_use = ++c->clock;
-            *out = e;
-            return GC_OK;
-        }
-        if (e->last_use < c->entries[victim].last_use) victim = i;
-    }
-    int slot;
-    if (c->used < CACHE_SIZE) slot = c->used++;
-    else {
-        slot = victim;
-        entry_release(&c->entries[slot]);
-    }
-    gc_status st = entry_build(c, &c->entries[slot], M, N, K, ta, tb, acc);
-    if (st != GC_OK) {
-        /* keep the table dense: move the last entry into the hole */
-        if (slot == c->used - 1) c->used--;
-        else {
-            c->entries[slot] = c->entries[--c->used];
-            memset(&c->entries[c->used], 0, sizeof(mm_entry));
-        }
-        return st;
-    }
-    c->entries[slot].last_use = ++c->clock;
-    *out = &c->entries[slot];
+    if (!ok) return gc_set_error(GC_ERR_INTERNAL, "matmul: oneDNN could not build a product");
     return GC_OK;
 }
 
@@ -176,19 +153,36 @@ gc_status gc_matmul(float *C, const float *A, const float *B, int M, int N, int 
     }
     if (!A || !B) return gc_set_error(GC_ERR_INVALID_ARG, "matmul: NULL input");
     trans_a = trans_a != 0, trans_b = trans_b != 0, accumulate = accumulate != 0;
+    if ((int64_t)M * N * K <= SMALL_PRODUCT) {
+        matmul_small(C, A, B, M, N, K, trans_a, trans_b, accumulate);
+        return GC_OK;
+    }
     mm_cache *c = NULL;
-    mm_entry *e = NULL;
     gc_status st = cache_get(&c);
     if (st != GC_OK) return st;
-    st = cache_lookup(c, &e, M, N, K, trans_a, trans_b, accumulate);
-    if (st != GC_OK) return st;
-    dnnl_memory_set_data_handle(e->a, (void *)A);
-    dnnl_memory_set_data_handle(e->b, (void *)B);
-    dnnl_memory_set_data_handle(e->c, C);
-    dnnl_exec_arg_t args[3] = {
-        {DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}};
-    if (dnnl_primitive_execute(e->prim, c->stream, 3, args) != dnnl_success ||
-        dnnl_stream_wait(c->stream) != dnnl_success)
+    if (!c->prim[trans_a][trans_b][accumulate]) {
+        st = build(c, trans_a, trans_b, accumulate);
+        if (st != GC_OK) return st;
+    }
+    /* The actual shapes travel in the memory objects of this call. */
+    dnnl_memory_desc_t a_md, b_md, c_md;
+    dnnl_memory_t am = NULL, bm = NULL, cm = NULL;
+    int ok = desc2d(&a_md, M, K, trans_a, trans_a ? M : K) == dnnl_success &&
+             desc2d(&b_md, K, N, trans_b, trans_b ? K : N) == dnnl_success &&
+             desc2d(&c_md, M, N, 0, N) == dnnl_success &&
+             dnnl_memory_create(&am, &a_md, c->engine, (void *)A) == dnnl_success &&
+             dnnl_memory_create(&bm, &b_md, c->engine, (void *)B) == dnnl_success &&
+             dnnl_memory_create(&cm, &c_md, c->engine, C) == dnnl_success;
+    if (ok) {
+        dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}};
+        ok = dnnl_primitive_execute(c->prim[trans_a][trans_b][accumulate], c->stream, 3, args) ==
+                 dnnl_success &&
+             dnnl_stream_wait(c->stream) == dnnl_success;
+    }
+    if (am) dnnl_memory_destroy(am);
+    if (bm) dnnl_memory_destroy(bm);
+    if (cm) dnnl_memory_destroy(cm);
+    if (!ok)
         return gc_set_error(GC_ERR_INTERNAL, "matmul: oneDNN execution failed (%dx%dx%d)", M, N, K);
     return GC_OK;
 }

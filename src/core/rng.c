@@ -52,9 +52,46 @@ float gc_rng_uniform(const gc_rng_addr *addr, uint32_t element) {
     return to_unit(r[element & 3u]);
 }
 
+#define LANES 8
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+/* hi and lo 32-bit halves of m * x for eight lanes (vpmuludq works on the even lanes only, so
+ * the odd lanes are shifted down, multiplied, and the halves blended back in place). */
+static inline void mulhilo8(__m256i m, __m256i x, __m256i *hi, __m256i *lo) {
+    __m256i pe = _mm256_mul_epu32(x, m);
+    __m256i po = _mm256_mul_epu32(_mm256_srli_epi64(x, 32), m);
+    *lo = _mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA);
+    *hi = _mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA);
+}
+
+/* The same eight blocks as block8, as uniform floats: u[k][l] is lane k of quad q0 + l. */
+static void uniform8(float u[4][LANES], const gc_rng_addr *a, uint32_t q0) {
+    __m256i c0 = _mm256_add_epi32(_mm256_set1_epi32((int)q0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256i c1 = _mm256_set1_epi32((int)a->example);
+    __m256i c2 = _mm256_set1_epi32((int)a->step);
+    __m256i c3 = _mm256_set1_epi32((int)((a->side << 24) | (a->stream & 0xFFFFFFu)));
+    const __m256i m0 = _mm256_set1_epi32((int)PHILOX_M0), m1 = _mm256_set1_epi32((int)PHILOX_M1);
+    uint32_t k0 = (uint32_t)a->seed, k1 = (uint32_t)(a->seed >> 32);
+    for (int r = 0; r < 10; r++) {
+        __m256i hi0, lo0, hi1, lo1;
+        mulhilo8(m0, c0, &hi0, &lo0);
+        mulhilo8(m1, c2, &hi1, &lo1);
+        c0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32((int)k0));
+        c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32((int)k1));
+        c1 = lo1;
+        c3 = lo0;
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
+    }
+    const __m256 scale = _mm256_set1_ps(1.0f / 16777216.0f);
+    __m256i c[4] = {c0, c1, c2, c3};
+    for (int k = 0; k < 4; k++)
+        _mm256_storeu_ps(u[k], _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(c[k], 8)), scale));
+}
+#else
 /* Eight Philox blocks side by side (structure of arrays), so the compiler can keep each round
  * in vector registers: quads q0 .. q0+7 of one address. Same arithmetic as gc_philox4x32. */
-#define LANES 8
 static void block8(uint32_t out[4][LANES], const gc_rng_addr *a, uint32_t q0) {
     uint32_t c0[LANES], c1[LANES], c2[LANES], c3[LANES];
     uint32_t k0 = (uint32_t)a->seed, k1 = (uint32_t)(a->seed >> 32);
@@ -81,20 +118,28 @@ static void block8(uint32_t out[4][LANES], const gc_rng_addr *a, uint32_t q0) {
     }
 }
 
+static void uniform8(float u[4][LANES], const gc_rng_addr *a, uint32_t q0) {
+    uint32_t b[4][LANES];
+    block8(b, a, q0);
+    for (int k = 0; k < 4; k++)
+        for (int l = 0; l < LANES; l++) u[k][l] = to_unit(b[k][l]);
+}
+#endif
+
 void gc_rng_uniform_fill(float *out, const gc_rng_addr *addr, uint32_t first, size_t n) {
     size_t i = 0;
     uint32_t r[4];
-    /* head: up to the next quad boundary */
-    while (i < n && ((first + (uint32_t)i) & 3u)) {
-        out[i] = gc_rng_uniform(addr, first + (uint32_t)i);
-        i++;
+    /* head: the rest of the first quad when `first` is not on a quad boundary */
+    if (first & 3u) {
+        block(r, addr, first >> 2);
+        for (uint32_t lane = first & 3u; lane < 4 && i < n; lane++, i++) out[i] = to_unit(r[lane]);
     }
     /* body: eight quads (32 values) at a time */
-    uint32_t b[4][LANES];
+    float u[4][LANES];
     while (n - i >= 4 * LANES) {
-        block8(b, addr, (first + (uint32_t)i) >> 2);
+        uniform8(u, addr, (first + (uint32_t)i) >> 2);
         for (int l = 0; l < LANES; l++)
-            for (int k = 0; k < 4; k++) out[i + 4 * (size_t)l + k] = to_unit(b[k][l]);
+            for (int k = 0; k < 4; k++) out[i + 4 * (size_t)l + k] = u[k][l];
         i += 4 * LANES;
     }
     /* tail */
