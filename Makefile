@@ -1,5 +1,6 @@
 # The front door: make (build), make test (every test, Release and ASan+UBSan), make demo.
 JOBS ?= $(shell nproc)
+MAKEFLAGS += --no-print-directory
 CMAKE ?= cmake
 
 .PHONY: all build build-asan deps model test test-release test-asan fuzz demo clean
