@@ -55,6 +55,10 @@ gc_status gc_bert_save(const gc_bert *m, const char *out_dir, const char *tokeni
 /* Size the activation buffers: chunks of up to max_chunk sequences of up to max_len tokens,
  * `slots` activation slots (see gc_encode_args.slot). Allocates once; a step never does. */
 gc_status gc_bert_reserve(gc_bert *m, int max_chunk, int max_len, int slots);
+/* Size the buffers for encoding only (the encoder's encode; forward and backward are then
+ * refused): one layer's worth, reused by every layer, and no attention probabilities kept.
+ * Each reservation replaces the one before. */
+gc_status gc_bert_reserve_inference(gc_bert *m, int max_chunk, int max_len);
 
 /* The encoder interface over this model; inputs are gc_token_batch. The encoder does not own
  * the model: gc_encoder_free on it does nothing to m. */

@@ -1,12 +1,15 @@
 /* test_bert.c: the BERT encoder against PyTorch and against itself.
  *
  *  - the optimized attention kernel against the plain reference (forward and backward, with
- *    attention dropout on);
+ *    attention dropout on), also without kept activations;
+ *  - the parameter-gradient sums over tokens (LayerNorm, bias, embeddings) against their
+ *    references on rows that cancel, where float sums would be visibly off;
  *  - the tiny fixture model (tests/fixtures/bert/tiny, made by scripts/make_bert_fixtures.py)
  *    loaded with gc_bert_load: last hidden states, pooled outputs (mean, CLS, max), normalized
  *    embeddings, the InfoNCE loss and its gradient, and every parameter gradient, each within
  *    1e-4 of PyTorch's float64 values (max error relative to the tensor's largest value);
  *  - encode equals forward; chunking does not change outputs or gradients with dropout on;
+ *  - the inference reservation encodes the same, refuses forward and backward;
  *  - finite differences of the whole model (dropout on, each pooling mode);
  *  - save -> load round trips; random init;
  *  - hostile model folders and bad encoder arguments give clear errors. */
@@ -76,6 +79,12 @@ static void test_attention_kernel(void) {
         report(what, max_rel_err(ctx, ctx_r, (size_t)N * C), 1e-5);
         snprintf(what, sizeof what, "attention d qkv vs reference (p=%.1f)", p);
         report(what, max_rel_err(dqkv, dqkv_r, (size_t)N * 3 * C), 1e-5);
+        /* nothing kept (encode): probabilities and heads in scratch, the same context */
+        float ctx_nk[15 * C];
+        CHECK_OK(
+            bert_attention_forward(ctx_nk, NULL, NULL, qkv, &ck, C, NH, stream, p, scratch, nthr));
+        snprintf(what, sizeof what, "attention context, nothing kept (p=%.1f)", p);
+        report(what, max_rel_err(ctx_nk, ctx, (size_t)N * C), 0.0);
         if (pass == 1) {
             /* dropout must change the context */
             float ctx0[15 * C];
@@ -84,6 +93,88 @@ static void test_attention_kernel(void) {
         }
     }
     free(scratch);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* parameter-gradient sums over tokens: optimized against reference */
+
+/* Rows in pairs that nearly cancel (row 2k+1 = -row 2k + 1e-4 noise): a column sum is far
+ * smaller than its terms, as for the last LayerNorm bias with hard negatives. Float partial
+ * sums would be off by ~1e-3 of the result; the double ones agree to rounding. */
+static void cancelling_rows(float *d, int N, int C) {
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < C; i++)
+            d[(size_t)n * C + i] =
+                n % 2 ? -d[(size_t)(n - 1) * C + i] + 1e-4f * frand() : 3.0f * frand();
+}
+
+static void test_param_sums(void) {
+    enum { N = 4000, C = 40, B = 7, V = 9, MAXP = 1000 }; /* C not a multiple of the block */
+    float *d = malloc(sizeof(float) * N * C), *x = malloc(sizeof(float) * N * C);
+    float *dx = malloc(sizeof(float) * N * C), *dx_r = malloc(sizeof(float) * N * C);
+    float w[C], mean[N], rstd[N], g[4][C];
+    cancelling_rows(d, N, C);
+    for (int n = 0; n < N; n++) {
+        double m = 0, v = 0;
+        for (int i = 0; i < C; i++)
+            x[(size_t)n * C + i] = 2.0f * frand() + 0.5f, m += x[(size_t)n * C + i];
+        m /= C;
+        for (int i = 0; i < C; i++) v += (x[(size_t)n * C + i] - m) * (x[(size_t)n * C + i] - m);
+        mean[n] = (float)m, rstd[n] = (float)(1.0 / sqrt(v / C + 1e-12));
+    }
+    for (int i = 0; i < C; i++) w[i] = 1.0f + 0.5f * frand();
+    /* gradients accumulate: start all four from the same values */
+    for (int k = 0; k < 4; k++)
+        for (int i = 0; i < C; i++) g[k][i] = 1e-5f * (float)i;
+    printf("parameter-gradient sums over %d tokens (cancelling), optimized vs reference:\n", N);
+    bert_layernorm_backward(dx, g[0], g[1], d, x, w, mean, rstd, N, C, 2);
+    bert_layernorm_backward_ref(dx_r, g[2], g[3], d, x, w, mean, rstd, N, C);
+    report("LayerNorm d weight", max_rel_err(g[0], g[2], C), 1e-6);
+    report("LayerNorm d bias", max_rel_err(g[1], g[3], C), 1e-6);
+    report("LayerNorm d input", max_rel_err(dx, dx_r, (size_t)N * C), 1e-5);
+    for (int i = 0; i < C; i++) g[0][i] = g[1][i] = 1e-5f * (float)i;
+    bert_bias_backward(g[0], d, N, C, 2);
+    bert_bias_backward_ref(g[1], d, N, C);
+    report("bias gradient", max_rel_err(g[0], g[1], C), 1e-6);
+    /* the data is hostile: a float sum of a column is off by more than the tolerances above */
+    float fs = 0.0f;
+    double ds = 0.0;
+    for (int n = 0; n < N; n++) fs += d[(size_t)n * C], ds += d[(size_t)n * C];
+    printf("  column 0 summed in double %.6e, in float %.6e\n", ds, (double)fs);
+    CHECK(fabs(fs - ds) > 1e-4 * fabs(ds), "the test columns do not cancel");
+
+    /* embeddings: B sequences of a small vocabulary, so ids and positions repeat */
+    int lens[B] = {1, 800, 3, 999, 700, 997, 500}, off[B + 1], tok_seq[N], tok_pos[N], by_id[N];
+    int32_t ids[N];
+    uint64_t keys[N];
+    size_t att_off[B + 1] = {0};
+    off[0] = 0;
+    int n = 0, maxT = 0;
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < lens[b]; t++, n++)
+            tok_seq[n] = b, tok_pos[n] = t, ids[n] = (int32_t)((frand() + 1.0f) * 0.5f * V);
+        off[b + 1] = n;
+        if (lens[b] > maxT) maxT = lens[b];
+    }
+    CHECK(n == N, "token count %d", n);
+    bert_chunk ck = {B, N, maxT, off, att_off, tok_seq, tok_pos, MAXP, 0, 1, 0, 0, 0};
+    float *tab = calloc(2 * (V + MAXP + 1) * C, sizeof(float));
+    float *wte = tab, *wpe = wte + V * C, *wtt = wpe + MAXP * C;
+    float *wte_r = wtt + C, *wpe_r = wte_r + V * C, *wtt_r = wpe_r + MAXP * C;
+    for (int i = 0; i < (V + MAXP + 1) * C; i++) tab[i] = tab[(V + MAXP + 1) * C + i] = frand();
+    bert_order_by_id(by_id, keys, ids, N);
+    int sorted = 1;
+    for (int k = 1; k < N; k++)
+        sorted &= ids[by_id[k - 1]] < ids[by_id[k]] ||
+                  (ids[by_id[k - 1]] == ids[by_id[k]] && by_id[k - 1] < by_id[k]);
+    CHECK(sorted, "bert_order_by_id: ids ascending, ties by index");
+    bert_embed_backward(wte, wpe, wtt, d, &ck, ids, by_id, C, 2);
+    bert_embed_backward_ref(wte_r, wpe_r, wtt_r, d, &ck, ids, C);
+    report("word embedding gradient", max_rel_err(wte, wte_r, V * C), 1e-6);
+    report("position embedding gradient", max_rel_err(wpe, wpe_r, MAXP * C), 1e-6);
+    report("token type embedding gradient", max_rel_err(wtt, wtt_r, C), 1e-6);
+    free(tab);
+    free(d), free(x), free(dx), free(dx_r);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -357,6 +448,63 @@ static void test_chunking(void) {
     CHECK(max_rel_err(other, whole, (size_t)B * C) > 1e-3, "the step changes the masks");
 
     free(g_whole);
+    free(p.offsets);
+    gc_bert_free(m);
+    fx_free(&fx);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* the inference reservation */
+
+static void test_inference(void) {
+    fx_file fx;
+    gc_bert *m = NULL;
+    if (fx_load(&fx, TINY_REF) != 0) return;
+    CHECK_OK(gc_bert_load(&m, TINY_DIR));
+    side_in p;
+    if (!m || side_load(&p, &fx, "p")) {
+        CHECK(0, "setup");
+        gc_bert_free(m);
+        fx_free(&fx);
+        return;
+    }
+    int B = p.tb.n, C = 32;
+    gc_bert_set_dropout(m, 0.2f);
+    gc_encoder enc = gc_bert_encoder(m);
+    float fwd[8 * 32], enc_train[2][8 * 32], enc_eval[2][8 * 32], dr[8 * 32] = {0};
+    gc_encode_args a = args_for(&p, 1, 0, B, 1, 0, 4);
+    CHECK_OK(gc_bert_reserve(m, 8, 64, 1));
+    CHECK_OK(enc.ops->forward(enc.ctx, &a, fwd));
+    for (int r = 0; r < 2; r++) {
+        if (r == 1) CHECK_OK(gc_bert_reserve_inference(m, 8, 64));
+        a.train = 1;
+        CHECK_OK(enc.ops->encode(enc.ctx, &a, enc_train[r]));
+        a.train = 0;
+        CHECK_OK(enc.ops->encode(enc.ctx, &a, enc_eval[r]));
+    }
+    printf("inference reservation (dropout 0.2):\n");
+    report("encode (train) vs forward", max_rel_err(enc_train[0], fwd, (size_t)B * C), 1e-6);
+    report("encode (train), inference vs training buffers",
+           max_rel_err(enc_train[1], enc_train[0], (size_t)B * C), 0.0);
+    report("encode (eval), inference vs training buffers",
+           max_rel_err(enc_eval[1], enc_eval[0], (size_t)B * C), 0.0);
+    CHECK(max_rel_err(enc_eval[1], enc_train[1], (size_t)B * C) > 1e-3, "dropout is on in train");
+    /* nothing kept: forward and backward are refused, a chunk too big too */
+    a.train = 1;
+    CHECK(enc.ops->forward(enc.ctx, &a, fwd) == GC_ERR_INVALID_ARG, "forward refused");
+    CHECK(strstr(gc_last_error(), "reserve_inference") != NULL, "message: %s", gc_last_error());
+    CHECK(enc.ops->backward(enc.ctx, &a, dr) == GC_ERR_INVALID_ARG, "backward refused");
+    CHECK_OK(gc_bert_reserve_inference(m, 4, 64));
+    CHECK(enc.ops->encode(enc.ctx, &a, fwd) == GC_ERR_INVALID_ARG, "8 > max_chunk 4 refused");
+    CHECK(gc_bert_reserve_inference(m, 0, 64) == GC_ERR_INVALID_ARG, "zero chunk");
+    CHECK(gc_bert_reserve_inference(m, 1, 65) == GC_ERR_INVALID_ARG, "max_len over positions");
+    CHECK(gc_bert_reserve_inference(NULL, 1, 8) == GC_ERR_INVALID_ARG, "NULL model");
+    /* a training reservation after it works again */
+    CHECK_OK(gc_bert_reserve(m, 8, 64, 1));
+    CHECK_OK(enc.ops->forward(enc.ctx, &a, fwd));
+    CHECK_OK(enc.ops->backward(enc.ctx, &a, dr));
+    report("forward after the inference reservation", max_rel_err(fwd, enc_train[0], (size_t)B * C),
+           1e-6);
     free(p.offsets);
     gc_bert_free(m);
     fx_free(&fx);
@@ -753,8 +901,10 @@ int main(void) {
     CHECK_OK(gc_mkdirs(g_tmp));
     test_math();
     test_attention_kernel();
+    test_param_sums();
     test_fixture();
     test_chunking();
+    test_inference();
     test_finite_differences();
     test_save_load();
     test_hostile();

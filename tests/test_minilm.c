@@ -1,8 +1,8 @@
 /* test_minilm.c: the real pretrained all-MiniLM-L6-v2 (GC_MODEL_DIR) against
  * sentence-transformers: 32 texts of the Debian dev split (token ids and embeddings committed in
  * tests/fixtures/bert/minilm_ref.bin by scripts/compare_minilm.py --write-fixture, lengths 9 to
- * 256 tokens) must embed with cosine >= 0.99999 each. A missing model is a failure: fetch it with
- * `make model`. */
+ * 256 tokens) must embed with cosine >= 0.99999 each, the same under the inference
+ * reservation. A missing model is a failure: fetch it with `make model`. */
 #include "gc_bert.h"
 
 #include "bert_fixture.h"
@@ -65,6 +65,19 @@ int main(void) {
     printf("MiniLM vs sentence-transformers, %d texts: min cosine %.8f (text %d), max abs diff "
            "%.3e\n",
            n, worst, worst_i, max_rel_err(emb, ref, n_emb));
+
+    /* the inference reservation (what `gradcache encode` uses) embeds the same */
+    float *emb2 = malloc(sizeof(float) * n_emb);
+    CHECK_OK(gc_bert_reserve_inference(m, chunk, 256));
+    for (int first = 0; first < n; first += chunk) {
+        int count = n - first < chunk ? n - first : chunk;
+        gc_encode_args a = {&tb, 0, first, count, 0, 0, 0, 0};
+        CHECK_OK(enc.ops->encode(enc.ctx, &a, emb2 + (size_t)first * 384));
+    }
+    double d = max_rel_err(emb2, emb, n_emb);
+    printf("inference reservation vs training reservation: max rel err %.3e\n", d);
+    CHECK(d <= 1e-6, "inference reservation differs by %.3e", d);
+    free(emb2);
     free(emb);
     free(offsets);
     fx_free(&fx);

@@ -172,6 +172,7 @@ static void release_activations(gc_bert *m) {
     }
     free(m->scratch);
     m->scratch = NULL;
+    m->s_qkv = m->s_a = m->s_b = m->s_t1 = m->s_t2 = m->s_g1 = m->s_g2 = NULL;
     m->max_chunk = m->max_len = m->num_slots = 0;
 }
 
@@ -263,63 +264,73 @@ gc_status gc_bert_init_random(gc_bert **out, const gc_bert_config *cfg, uint64_t
 /* ------------------------------------------------------------------------------------------ */
 /* activation buffers */
 
-gc_status gc_bert_reserve(gc_bert *m, int max_chunk, int max_len, int slots) {
-    if (!m) return gc_set_error(GC_ERR_INVALID_ARG, "bert_reserve: NULL model");
+/* slots 1 or 2: training (every layer's activations per slot, a backward pass's scratch);
+ * slots 0: inference (encode only: one layer's buffers in the scratch, reused by each layer). */
+static gc_status reserve(gc_bert *m, int max_chunk, int max_len, int slots, const char *fn) {
+    if (!m) return gc_set_error(GC_ERR_INVALID_ARG, "%s: NULL model", fn);
     const gc_bert_config *c = &m->cfg;
-    if (max_chunk < 1 || max_len < 1 || slots < 1 || slots > 2)
+    if (max_chunk < 1 || max_len < 1)
         return gc_set_error(GC_ERR_INVALID_ARG,
-                            "bert_reserve: need max_chunk >= 1, max_len >= 1, slots 1 or 2 "
-                            "(got %d, %d, %d)",
-                            max_chunk, max_len, slots);
+                            "%s: need max_chunk >= 1 and max_len >= 1 (got %d, %d)", fn, max_chunk,
+                            max_len);
     if (max_len > c->max_position)
-        return gc_set_error(GC_ERR_INVALID_ARG,
-                            "bert_reserve: max_len %d exceeds the model's %d positions", max_len,
-                            c->max_position);
+        return gc_set_error(GC_ERR_INVALID_ARG, "%s: max_len %d exceeds the model's %d positions",
+                            fn, max_len, c->max_position);
     if ((int64_t)max_chunk * max_len * 3 * c->hidden > INT32_MAX ||
         (int64_t)max_chunk * max_len * c->intermediate > INT32_MAX)
-        return gc_set_error(GC_ERR_INVALID_ARG, "bert_reserve: %d x %d tokens is too many",
-                            max_chunk, max_len);
+        return gc_set_error(GC_ERR_INVALID_ARG, "%s: %d x %d tokens is too many", fn, max_chunk,
+                            max_len);
     release_activations(m);
 
     int nthr = omp_get_max_threads();
     if (nthr < 1) nthr = 1;
     size_t T = (size_t)max_chunk * max_len, C = c->hidden, I = c->intermediate, L = c->layers,
            NH = c->heads;
-    size_t att_cap = (size_t)max_chunk * NH * max_len * max_len;
-    size_t per_slot = T * C + 2 * T + (L + 1) * T * C + L * 3 * T * C + L * att_cap +
-                      L * T * C * 3 + L * 4 * T + L * T * I + L * T * C + (size_t)max_chunk * C +
-                      (size_t)max_chunk;
-    size_t iper_slot = (max_chunk + 1) * sizeof(size_t) + T * sizeof(int32_t) +
-                       2 * T * sizeof(int) + (max_chunk + 1) * sizeof(int);
+    size_t att_cap = slots ? (size_t)max_chunk * NH * max_len * max_len : 0;
+    size_t small = (size_t)max_chunk * C + (size_t)max_chunk; /* reps, pnorm */
+    size_t per_slot = small;
+    if (slots)
+        per_slot += T * C + 2 * T + (L + 1) * T * C + L * 3 * T * C + L * att_cap + L * T * C * 3 +
+                    L * 4 * T + L * T * I + L * T * C;
+    size_t iper_slot = (max_chunk + 1) * sizeof(size_t) + T * sizeof(uint64_t) +
+                       T * sizeof(int32_t) + 3 * T * sizeof(int) + (max_chunk + 1) * sizeof(int);
+    size_t big = I > 3 * C ? I : 3 * C;
+    size_t n_encode = T * C + T * big + 2 * T * C + 2 * T;
+    size_t n_train = slots ? T * 3 * C + 4 * T * C + 2 * T * I : 0;
+    size_t n_shared = n_train > n_encode ? n_train : n_encode;
     size_t att_scr = bert_attention_scratch_floats(max_len, c->hidden / c->heads);
-    size_t nscratch = T * 3 * C + 4 * T * C + 2 * T * I + (size_t)nthr * att_scr + (size_t)nthr * C;
-    for (int s = 0; s < slots; s++) {
+    size_t nscratch = n_shared + (size_t)nthr * att_scr + (size_t)nthr * C;
+    for (int s = 0; s < (slots ? slots : 1); s++) {
         bert_slot *sl = &m->slots[s];
         sl->mem = malloc(per_slot * sizeof(float));
         sl->imem = malloc(iper_slot);
         if (!sl->mem || !sl->imem) goto nomem;
         float *q = sl->mem;
-        sl->emb = q, q += T * C;
-        sl->emb_mean = q, q += T;
-        sl->emb_rstd = q, q += T;
-        sl->resid = q, q += (L + 1) * T * C;
-        sl->qkvh = q, q += L * 3 * T * C;
-        sl->att = q, q += L * att_cap;
-        sl->ctx = q, q += L * T * C;
-        sl->r1 = q, q += L * T * C;
-        sl->h1 = q, q += L * T * C;
-        sl->ln1_mean = q, q += L * T;
-        sl->ln1_rstd = q, q += L * T;
-        sl->ln2_mean = q, q += L * T;
-        sl->ln2_rstd = q, q += L * T;
-        sl->fch = q, q += L * T * I;
-        sl->r2 = q, q += L * T * C;
         sl->reps = q, q += (size_t)max_chunk * C;
         sl->pnorm = q, q += (size_t)max_chunk;
-        /* size_t arrays first, so every array stays aligned */
+        if (slots) {
+            sl->emb = q, q += T * C;
+            sl->emb_mean = q, q += T;
+            sl->emb_rstd = q, q += T;
+            sl->resid = q, q += (L + 1) * T * C;
+            sl->qkvh = q, q += L * 3 * T * C;
+            sl->att = q, q += L * att_cap;
+            sl->ctx = q, q += L * T * C;
+            sl->r1 = q, q += L * T * C;
+            sl->h1 = q, q += L * T * C;
+            sl->ln1_mean = q, q += L * T;
+            sl->ln1_rstd = q, q += L * T;
+            sl->ln2_mean = q, q += L * T;
+            sl->ln2_rstd = q, q += L * T;
+            sl->fch = q, q += L * T * I;
+            sl->r2 = q, q += L * T * C;
+        }
+        /* wider arrays first, so every array stays aligned */
         char *b = sl->imem;
         sl->att_off = (size_t *)b, b += (max_chunk + 1) * sizeof(size_t);
+        sl->id_keys = (uint64_t *)b, b += T * sizeof(uint64_t);
         sl->ids = (int32_t *)b, b += T * sizeof(int32_t);
+        sl->by_id = (int *)b, b += T * sizeof(int);
         sl->tok_seq = (int *)b, b += T * sizeof(int);
         sl->tok_pos = (int *)b, b += T * sizeof(int);
         sl->off = (int *)b;
@@ -327,13 +338,23 @@ gc_status gc_bert_reserve(gc_bert *m, int max_chunk, int max_len, int slots) {
     m->scratch = malloc(nscratch * sizeof(float));
     if (!m->scratch) goto nomem;
     float *q = m->scratch;
-    m->s_qkv = q, q += T * 3 * C;
-    m->s_a = q, q += T * C;
-    m->s_b = q, q += T * C;
-    m->s_t1 = q, q += T * C;
-    m->s_t2 = q, q += T * C;
-    m->s_g1 = q, q += T * I;
-    m->s_g2 = q, q += T * I;
+    if (slots) {
+        m->s_qkv = q, q += T * 3 * C;
+        m->s_a = q, q += T * C;
+        m->s_b = q, q += T * C;
+        m->s_t1 = q, q += T * C;
+        m->s_t2 = q, q += T * C;
+        m->s_g1 = q, q += T * I;
+        m->s_g2 = q;
+    }
+    q = m->scratch;
+    m->e_x = q, q += T * C;
+    m->e_big = q, q += T * big;
+    m->e_ctx = q, q += T * C;
+    m->e_t = q, q += T * C;
+    m->e_mean = q, q += T;
+    m->e_rstd = q;
+    q = m->scratch + n_shared;
     m->s_att = q, q += (size_t)nthr * att_scr;
     m->s_drop = q;
     m->max_chunk = max_chunk;
@@ -345,10 +366,20 @@ gc_status gc_bert_reserve(gc_bert *m, int max_chunk, int max_len, int slots) {
     return GC_OK;
 nomem:
     release_activations(m);
-    return gc_set_error(GC_ERR_NOMEM,
-                        "bert_reserve: out of memory for %d slot(s) of %d x %d tokens "
-                        "(%.1f MB each)",
-                        slots, max_chunk, max_len, per_slot * 4.0 / 1e6);
+    return gc_set_error(GC_ERR_NOMEM, "%s: out of memory for %d x %d tokens (%.1f MB)", fn,
+                        max_chunk, max_len,
+                        ((slots ? slots : 1) * per_slot + nscratch) * 4.0 / 1e6);
+}
+
+gc_status gc_bert_reserve(gc_bert *m, int max_chunk, int max_len, int slots) {
+    if (slots < 1 || slots > 2)
+        return gc_set_error(GC_ERR_INVALID_ARG, "bert_reserve: slots must be 1 or 2 (got %d)",
+                            slots);
+    return reserve(m, max_chunk, max_len, slots, "bert_reserve");
+}
+
+gc_status gc_bert_reserve_inference(gc_bert *m, int max_chunk, int max_len) {
+    return reserve(m, max_chunk, max_len, 0, "bert_reserve_inference");
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -432,8 +463,10 @@ static int pass_threads(const gc_bert *m) {
     return n < 1 ? 1 : n > m->nthr ? m->nthr : n;
 }
 
-/* The forward pass of the slot's chunk. keep: every layer keeps its own activations (for a
- * backward pass); otherwise all layers reuse layer 0's buffers. */
+/* The forward pass of the slot's chunk. keep: every layer keeps its own activations in the
+ * slot (for a backward pass). Otherwise (encode) the pass runs in the e_ buffers, one layer's
+ * worth that each layer overwrites: x is updated in place, e_t carries the attention branch
+ * and its LayerNorm, e_big holds q|k|v and later the intermediate layer. */
 static gc_status forward_chunk(gc_bert *m, bert_slot *s, int keep, float *reps) {
     const gc_bert_config *c = &m->cfg;
     const bert_chunk *ck = &s->ck;
@@ -443,43 +476,49 @@ static gc_status forward_chunk(gc_bert *m, bert_slot *s, int keep, float *reps) 
     float ph = c->hidden_dropout, pa = c->attn_dropout, eps = c->layer_norm_eps;
 
     // embeddings -> LayerNorm -> dropout, all (N,C)
-    float *x = s->resid;
-    bert_embed_forward(s->emb, ck, s->ids, p->wte, p->wpe, p->wtt, C, nt);
-    bert_layernorm_forward(x, s->emb_mean, s->emb_rstd, s->emb, p->emb_lnw, p->emb_lnb, N, C, eps,
-                           nt);
+    float *x = keep ? s->resid : m->e_x;
+    float *emb = keep ? s->emb : x;
+    bert_embed_forward(emb, ck, s->ids, p->wte, p->wpe, p->wtt, C, nt);
+    bert_layernorm_forward(x, keep ? s->emb_mean : m->e_mean, keep ? s->emb_rstd : m->e_rstd, emb,
+                           p->emb_lnw, p->emb_lnb, N, C, eps, nt);
     bert_dropout(x, x, ck, GC_RNG_STREAM(0, BERT_SITE_EMB), ph, C, m->s_drop, nt);
 
     for (int l = 0; l < c->layers; l++) {
-        size_t li = keep ? (size_t)l : 0;
-        float *out = keep ? s->resid + (size_t)(l + 1) * T * C : x;
-        float *qkvh = s->qkvh + li * 3 * T * C, *att = s->att + li * m->att_cap;
-        float *ctx = s->ctx + li * T * C, *r1 = s->r1 + li * T * C, *h1 = s->h1 + li * T * C;
-        float *fch = s->fch + li * T * I, *r2 = s->r2 + li * T * C;
-        float *m1 = s->ln1_mean + li * T, *rs1 = s->ln1_rstd + li * T;
-        float *m2 = s->ln2_mean + li * T, *rs2 = s->ln2_rstd + li * T;
+        float *qkv, *qkvh, *att, *ctx, *t1, *r1, *h1, *fch, *g, *t2, *r2, *out, *m1, *rs1, *m2,
+            *rs2;
+        if (keep) {
+            qkv = m->s_qkv, qkvh = s->qkvh + (size_t)l * 3 * T * C, att = s->att + l * m->att_cap;
+            ctx = s->ctx + l * T * C, t1 = m->s_t1, r1 = s->r1 + l * T * C, h1 = s->h1 + l * T * C;
+            fch = s->fch + l * T * I, g = m->s_g1, t2 = m->s_t1, r2 = s->r2 + l * T * C;
+            out = s->resid + (size_t)(l + 1) * T * C;
+            m1 = s->ln1_mean + l * T, rs1 = s->ln1_rstd + l * T;
+            m2 = s->ln2_mean + l * T, rs2 = s->ln2_rstd + l * T;
+        } else {
+            qkv = m->e_big, qkvh = att = NULL, ctx = m->e_ctx, t1 = r1 = h1 = m->e_t;
+            fch = g = m->e_big, t2 = r2 = out = x;
+            m1 = m2 = m->e_mean, rs1 = rs2 = m->e_rstd;
+        }
 
         // self-attention: x (N,C) -> qkv (N,3C) -> ctx (N,C)
-        CHECK_ST(bert_linear_forward(m->s_qkv, x, p->qkvw + l * 3 * CC, p->qkvb + l * 3 * C, N,
-                                     3 * C, C, nt));
-        CHECK_ST(bert_attention_forward(ctx, att, qkvh, m->s_qkv, ck, C, NH,
+        CHECK_ST(bert_linear_forward(qkv, x, p->qkvw + l * 3 * CC, p->qkvb + l * 3 * C, N, 3 * C, C,
+                                     nt));
+        CHECK_ST(bert_attention_forward(ctx, att, qkvh, qkv, ck, C, NH,
                                         GC_RNG_STREAM(l + 1, BERT_SITE_ATT_PROBS), pa, m->s_att,
                                         nt));
         // output dense -> dropout -> residual -> LayerNorm
-        CHECK_ST(bert_linear_forward(m->s_t1, ctx, p->attprojw + l * CC, p->attprojb + l * C, N, C,
-                                     C, nt));
-        bert_dropout(m->s_t1, m->s_t1, ck, GC_RNG_STREAM(l + 1, BERT_SITE_ATT_OUT), ph, C,
-                     m->s_drop, nt);
-        bert_residual_forward(r1, x, m->s_t1, (size_t)N * C, nt);
+        CHECK_ST(
+            bert_linear_forward(t1, ctx, p->attprojw + l * CC, p->attprojb + l * C, N, C, C, nt));
+        bert_dropout(t1, t1, ck, GC_RNG_STREAM(l + 1, BERT_SITE_ATT_OUT), ph, C, m->s_drop, nt);
+        bert_residual_forward(r1, x, t1, (size_t)N * C, nt);
         bert_layernorm_forward(h1, m1, rs1, r1, p->ln1w + l * C, p->ln1b + l * C, N, C, eps, nt);
         // feed-forward: (N,C) -> (N,I) -> GELU -> (N,C) -> dropout -> residual -> LayerNorm
         CHECK_ST(
             bert_linear_forward(fch, h1, p->fcw + l * (size_t)I * C, p->fcb + l * I, N, I, C, nt));
-        bert_gelu_forward(m->s_g1, fch, (size_t)N * I, nt);
-        CHECK_ST(bert_linear_forward(m->s_t1, m->s_g1, p->fcprojw + l * (size_t)C * I,
-                                     p->fcprojb + l * C, N, C, I, nt));
-        bert_dropout(m->s_t1, m->s_t1, ck, GC_RNG_STREAM(l + 1, BERT_SITE_FFN_OUT), ph, C,
-                     m->s_drop, nt);
-        bert_residual_forward(r2, h1, m->s_t1, (size_t)N * C, nt);
+        bert_gelu_forward(g, fch, (size_t)N * I, nt);
+        CHECK_ST(bert_linear_forward(t2, g, p->fcprojw + l * (size_t)C * I, p->fcprojb + l * C, N,
+                                     C, I, nt));
+        bert_dropout(t2, t2, ck, GC_RNG_STREAM(l + 1, BERT_SITE_FFN_OUT), ph, C, m->s_drop, nt);
+        bert_residual_forward(r2, h1, t2, (size_t)N * C, nt);
         bert_layernorm_forward(out, m2, rs2, r2, p->ln2w + l * C, p->ln2b + l * C, N, C, eps, nt);
         x = out;
     }
@@ -539,7 +578,8 @@ static gc_status backward_chunk(gc_bert *m, bert_slot *s, const float *dreps) {
     bert_dropout(t1, da, ck, GC_RNG_STREAM(0, BERT_SITE_EMB), ph, C, m->s_drop, nt);
     bert_layernorm_backward(t2, g->emb_lnw, g->emb_lnb, t1, s->emb, p->emb_lnw, s->emb_mean,
                             s->emb_rstd, N, C, nt);
-    bert_embed_backward(g->wte, g->wpe, g->wtt, t2, ck, s->ids, C, nt);
+    bert_order_by_id(s->by_id, s->id_keys, s->ids, N);
+    bert_embed_backward(g->wte, g->wpe, g->wtt, t2, ck, s->ids, s->by_id, C, nt);
     return GC_OK;
 }
 
@@ -565,7 +605,7 @@ static float *enc_grads(void *ctx) {
 static gc_status enc_encode(void *ctx, const gc_encode_args *a, float *reps) {
     gc_bert *m = ctx;
     if (!m || !a || !reps) return gc_set_error(GC_ERR_INVALID_ARG, "bert_encode: NULL argument");
-    /* encode borrows slot 0's buffers: whatever a forward kept there is gone */
+    /* encode borrows slot 0's chunk layout: a forward kept there can no longer go back */
     bert_slot *s = &m->slots[0];
     s->valid = 0;
     CHECK_ST(prepare_chunk(m, s, a));
@@ -576,9 +616,9 @@ static gc_status enc_forward(void *ctx, const gc_encode_args *a, float *reps) {
     gc_bert *m = ctx;
     if (!m || !a || !reps) return gc_set_error(GC_ERR_INVALID_ARG, "bert_forward: NULL argument");
     if (a->slot < 0 || a->slot >= 2 || (m->scratch && a->slot >= m->num_slots))
-        return gc_set_error(GC_ERR_INVALID_ARG,
-                            "bert_forward: slot %d not reserved (gc_bert_reserve slots = %d)",
-                            a->slot, m->num_slots);
+        return gc_set_error(
+            GC_ERR_INVALID_ARG, "bert_forward: slot %d not reserved (gc_bert_reserve slots = %d%s)",
+            a->slot, m->num_slots, m->num_slots ? "" : "; gc_bert_reserve_inference reserves none");
     bert_slot *s = &m->slots[a->slot];
     s->valid = 0;
     CHECK_ST(prepare_chunk(m, s, a));

@@ -43,7 +43,9 @@ typedef struct bert_tensor {
 } bert_tensor;
 
 /* Activations a forward pass keeps for its backward pass. Per-token buffers hold max_tokens =
- * max_chunk * max_len rows per layer; a chunk uses the first N (packed, no padding). */
+ * max_chunk * max_len rows per layer; a chunk uses the first N (packed, no padding). After
+ * gc_bert_reserve_inference slot 0 has only reps, pnorm and the integer arrays (the
+ * activation pointers are NULL). */
 typedef struct bert_slot {
     float *mem;                 /* the one float allocation of this slot */
     float *emb;                 /* (T, C) embedding sum before LayerNorm */
@@ -61,7 +63,9 @@ typedef struct bert_slot {
     float *reps;                /* (max_chunk, C) pooled (and normalized) output */
     float *pnorm;               /* (max_chunk) norms before normalization */
     void *imem;                 /* the one integer allocation of this slot */
+    uint64_t *id_keys;          /* (T) sort keys for by_id */
     int32_t *ids;               /* (T) */
+    int *by_id;                 /* (T) token indices in id order, for the embedding backward */
     int *off;                   /* (max_chunk + 1) */
     size_t *att_off;            /* (max_chunk + 1) */
     int *tok_seq, *tok_pos;     /* (T) */
@@ -82,17 +86,24 @@ struct gc_bert {
      * (sentence-transformers otherwise initialises it at random, with a warning) */
     float *pooler; /* (C, C) weight then (C) bias, or NULL */
 
-    /* sized by gc_bert_reserve */
+    /* sized by gc_bert_reserve (num_slots 1 or 2) or gc_bert_reserve_inference (num_slots 0) */
     int max_chunk, max_len, num_slots, nthr;
     size_t max_tokens; /* max_chunk * max_len */
-    size_t att_cap;    /* max_chunk * NH * max_len^2 */
+    size_t att_cap;    /* max_chunk * NH * max_len^2 (0 for inference) */
     bert_slot slots[2];
     float *scratch; /* one allocation for everything below */
-    float *s_qkv;   /* (T, 3C): token-major q|k|v in forward, its gradient in backward */
+    /* a training step's scratch (NULL for inference) */
+    float *s_qkv;                   /* (T, 3C) token-major q|k|v, later their gradient */
     float *s_a, *s_b, *s_t1, *s_t2; /* (T, C) each */
     float *s_g1, *s_g2;             /* (T, I) each */
-    float *s_att;                   /* nthr * bert_attention_scratch_floats */
-    float *s_drop;                  /* nthr * C */
+    /* encode's buffers, one layer's worth that every layer overwrites; they share the memory
+     * of the training scratch above when there is one */
+    float *e_x;             /* (T, C) the hidden state, updated in place */
+    float *e_big;           /* (T, max(3C, I)): q|k|v, later the intermediate layer */
+    float *e_ctx, *e_t;     /* (T, C) each */
+    float *e_mean, *e_rstd; /* (T) each */
+    float *s_att;           /* nthr * bert_attention_scratch_floats */
+    float *s_drop;          /* nthr * C */
 };
 
 /* Lay out and allocate a model for cfg (validated here): parameters zeroed, gradients zeroed. */

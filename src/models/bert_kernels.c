@@ -7,6 +7,7 @@
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -16,8 +17,50 @@
 
 /* Column blocks for reductions over tokens (bias and LayerNorm parameter gradients, the
  * embedding scatter): each thread owns whole columns, so nothing is summed twice and the
- * order of the sum does not depend on the number of threads. */
+ * order of the sum does not depend on the number of threads.
+ *
+ * PARAM_SUMS: these sums add up in double and reach the float gradient once per chunk. The
+ * terms of a bias or LayerNorm gradient largely cancel (with hard negatives, the last
+ * LayerNorm bias sums hundreds of terms to something far smaller than they are), so float
+ * partial sums would leave the gradient depending on how the batch is cut into chunks. */
 #define COL_BLOCK 16
+
+/* Row reductions in eight interleaved lanes. A single float accumulator is a chain of
+ * dependent additions the compiler may not reorder (so it cannot vectorize); eight lanes
+ * vectorize, and the order of the sum still depends only on the length. */
+static inline float lanes_total(const float acc[8]) {
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+static inline float row_sum(const float *x, int n) {
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) acc[l] += x[i + l];
+    for (; i < n; i++) acc[i & 7] += x[i];
+    return lanes_total(acc);
+}
+
+static inline float row_dot(const float *x, const float *y, int n) {
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) acc[l] += x[i + l] * y[i + l];
+    for (; i < n; i++) acc[i & 7] += x[i] * y[i];
+    return lanes_total(acc);
+}
+
+static inline float row_max(const float *x, int n) {
+    float acc[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY,
+                    -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) acc[l] = x[i + l] > acc[l] ? x[i + l] : acc[l];
+    for (; i < n; i++) acc[i & 7] = x[i] > acc[i & 7] ? x[i] : acc[i & 7];
+    float m = acc[0];
+    for (int l = 1; l < 8; l++) m = acc[l] > m ? acc[l] : m;
+    return m;
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* embeddings */
@@ -35,22 +78,79 @@ void bert_embed_forward(float *out, const bert_chunk *ck, const int32_t *ids, co
 }
 
 void bert_embed_backward(float *dwte, float *dwpe, float *dwtt, const float *dout,
-                         const bert_chunk *ck, const int32_t *ids, int C, int nthr) {
-    int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+                         const bert_chunk *ck, const int32_t *ids, const int *by_id, int C,
+                         int nthr) {
+    // dout (N,C); each row of a table gets one double sum per call (see PARAM_SUMS)
+    int N = ck->N, nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
 #pragma omp parallel for num_threads(nthr) schedule(static)
     for (int blk = 0; blk < nblk; blk++) {
         int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
-        for (int n = 0; n < ck->N; n++) {
-            const float *d = dout + (size_t)n * C;
-            float *we = dwte + (size_t)ids[n] * C;
-            float *pe = dwpe + (size_t)ck->tok_pos[n] * C;
-            for (int i = c0; i < c1; i++) {
-                we[i] += d[i];
-                pe[i] += d[i];
-                dwtt[i] += d[i];
+        double acc[COL_BLOCK], all[COL_BLOCK] = {0};
+        // word embeddings: the tokens in id order, one sum per run of equal ids
+        for (int r = 0; r < N;) {
+            int32_t id = ids[by_id[r]];
+            for (int i = c0; i < c1; i++) acc[i - c0] = 0.0;
+            for (; r < N && ids[by_id[r]] == id; r++) {
+                const float *d = dout + (size_t)by_id[r] * C;
+                for (int i = c0; i < c1; i++) acc[i - c0] += d[i];
             }
+            float *we = dwte + (size_t)id * C;
+            for (int i = c0; i < c1; i++) we[i] = (float)(we[i] + acc[i - c0]);
+        }
+        // positions: token t of every sequence that long; token type 0: every token
+        for (int t = 0; t < ck->max_T; t++) {
+            for (int i = c0; i < c1; i++) acc[i - c0] = 0.0;
+            for (int b = 0; b < ck->B; b++) {
+                if (ck->off[b + 1] - ck->off[b] <= t) continue;
+                const float *d = dout + (size_t)(ck->off[b] + t) * C;
+                for (int i = c0; i < c1; i++) acc[i - c0] += d[i];
+            }
+            float *pe = dwpe + (size_t)t * C;
+            for (int i = c0; i < c1; i++)
+                pe[i] = (float)(pe[i] + acc[i - c0]), all[i - c0] += acc[i - c0];
+        }
+        for (int i = c0; i < c1; i++) dwtt[i] = (float)(dwtt[i] + all[i - c0]);
+    }
+}
+
+void bert_embed_backward_ref(float *dwte, float *dwpe, float *dwtt, const float *dout,
+                             const bert_chunk *ck, const int32_t *ids, int C) {
+    int N = ck->N;
+    for (int i = 0; i < C; i++) {
+        double tt = 0.0;
+        for (int n = 0; n < N; n++) tt += dout[(size_t)n * C + i];
+        dwtt[i] = (float)(dwtt[i] + tt);
+    }
+    // the first token of each id and of each position collects all of them
+    for (int n = 0; n < N; n++) {
+        int seen_id = 0, seen_pos = 0;
+        for (int m = 0; m < n; m++) {
+            seen_id |= ids[m] == ids[n];
+            seen_pos |= ck->tok_pos[m] == ck->tok_pos[n];
+        }
+        for (int i = 0; i < C && !(seen_id && seen_pos); i++) {
+            double sw = 0.0, sp = 0.0;
+            for (int m = n; m < N; m++) {
+                if (ids[m] == ids[n]) sw += dout[(size_t)m * C + i];
+                if (ck->tok_pos[m] == ck->tok_pos[n]) sp += dout[(size_t)m * C + i];
+            }
+            float *we = dwte + (size_t)ids[n] * C + i, *pe = dwpe + (size_t)ck->tok_pos[n] * C + i;
+            if (!seen_id) *we = (float)(*we + sw);
+            if (!seen_pos) *pe = (float)(*pe + sp);
         }
     }
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+void bert_order_by_id(int *by_id, uint64_t *keys, const int32_t *ids, int N) {
+    // ids are non-negative, so (id, index) packed high to low sorts as the pair
+    for (int n = 0; n < N; n++) keys[n] = (uint64_t)(uint32_t)ids[n] << 32 | (uint32_t)n;
+    qsort(keys, (size_t)N, sizeof *keys, cmp_u64);
+    for (int n = 0; n < N; n++) by_id[n] = (int)(uint32_t)keys[n];
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -63,17 +163,15 @@ void bert_layernorm_forward(float *out, float *mean, float *rstd, const float *i
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
-        float m = 0.0f;
-        for (int i = 0; i < C; i++) m += x[i];
-        m /= C;
-        float v = 0.0f;
-        for (int i = 0; i < C; i++) {
-            float d = x[i] - m;
-            v += d * d;
-        }
-        v /= C;
+        float m = row_sum(x, C) / C;
+        float acc[8] = {0};
+        int i = 0;
+        for (; i + 8 <= C; i += 8)
+            for (int l = 0; l < 8; l++) acc[l] += (x[i + l] - m) * (x[i + l] - m);
+        for (; i < C; i++) acc[i & 7] += (x[i] - m) * (x[i] - m);
+        float v = lanes_total(acc) / C;
         float s = 1.0f / sqrtf(v + eps);
-        for (int i = 0; i < C; i++) o[i] = (x[i] - m) * s * w[i] + b[i];
+        for (i = 0; i < C; i++) o[i] = (x[i] - m) * s * w[i] + b[i];
         mean[n] = m;
         rstd[n] = s;
     }
@@ -90,33 +188,73 @@ void bert_layernorm_backward(float *dinp, float *dw, float *db, const float *dou
             const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
             float *dx = dinp + (size_t)n * C;
             float m = mean[n], s = rstd[n];
-            float dmean = 0.0f, dproj = 0.0f;
-            for (int i = 0; i < C; i++) {
+            float am[8] = {0}, ap[8] = {0};
+            int i = 0;
+            for (; i + 8 <= C; i += 8)
+                for (int l = 0; l < 8; l++) {
+                    float dn = d[i + l] * w[i + l];
+                    am[l] += dn;
+                    ap[l] += dn * (x[i + l] - m) * s;
+                }
+            for (; i < C; i++) {
                 float dn = d[i] * w[i];
-                dmean += dn;
-                dproj += dn * (x[i] - m) * s;
+                am[i & 7] += dn;
+                ap[i & 7] += dn * (x[i] - m) * s;
             }
-            dmean /= C;
-            dproj /= C;
-            for (int i = 0; i < C; i++) {
+            float dmean = lanes_total(am) / C, dproj = lanes_total(ap) / C;
+            for (i = 0; i < C; i++) {
                 float xhat = (x[i] - m) * s;
                 dx[i] = s * (d[i] * w[i] - dmean - xhat * dproj);
             }
         }
+        // dw, db: sums over tokens, in double (see PARAM_SUMS)
         int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
 #pragma omp for schedule(static)
         for (int blk = 0; blk < nblk; blk++) {
             int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
-            float aw[COL_BLOCK] = {0}, ab[COL_BLOCK] = {0};
+            double aw[COL_BLOCK] = {0}, ab[COL_BLOCK] = {0};
             for (int n = 0; n < N; n++) {
                 const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
                 float m = mean[n], s = rstd[n];
                 for (int i = c0; i < c1; i++) {
-                    aw[i - c0] += d[i] * (x[i] - m) * s;
+                    float xhat = (x[i] - m) * s;
+                    aw[i - c0] += (double)d[i] * xhat;
                     ab[i - c0] += d[i];
                 }
             }
-            for (int i = c0; i < c1; i++) dw[i] += aw[i - c0], db[i] += ab[i - c0];
+            for (int i = c0; i < c1; i++)
+                dw[i] = (float)(dw[i] + aw[i - c0]), db[i] = (float)(db[i] + ab[i - c0]);
+        }
+    }
+}
+
+void bert_layernorm_backward_ref(float *dinp, float *dw, float *db, const float *dout,
+                                 const float *inp, const float *w, const float *mean,
+                                 const float *rstd, int N, int C) {
+    for (int i = 0; i < C; i++) {
+        double sw = 0.0, sb = 0.0;
+        for (int n = 0; n < N; n++) {
+            float xhat = (inp[(size_t)n * C + i] - mean[n]) * rstd[n];
+            sw += (double)dout[(size_t)n * C + i] * xhat;
+            sb += dout[(size_t)n * C + i];
+        }
+        dw[i] = (float)(dw[i] + sw);
+        db[i] = (float)(db[i] + sb);
+    }
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+        double dmean = 0.0, dproj = 0.0;
+        for (int i = 0; i < C; i++) {
+            double xhat = ((double)x[i] - mean[n]) * rstd[n];
+            dmean += (double)d[i] * w[i];
+            dproj += (double)d[i] * w[i] * xhat;
+        }
+        dmean /= C;
+        dproj /= C;
+        for (int i = 0; i < C; i++) {
+            double xhat = ((double)x[i] - mean[n]) * rstd[n];
+            dinp[(size_t)n * C + i] =
+                (float)(rstd[n] * ((double)d[i] * w[i] - dmean - xhat * dproj));
         }
     }
 }
@@ -138,6 +276,29 @@ gc_status bert_linear_forward(float *out, const float *inp, const float *w, cons
     return GC_OK;
 }
 
+void bert_bias_backward(float *db, const float *dout, int N, int OC, int nthr) {
+    // db (OC) += column sums of dout (N,OC), in double (see PARAM_SUMS)
+    int nblk = (OC + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for num_threads(nthr) schedule(static)
+    for (int blk = 0; blk < nblk; blk++) {
+        int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < OC ? c0 + COL_BLOCK : OC;
+        double acc[COL_BLOCK] = {0};
+        for (int n = 0; n < N; n++) {
+            const float *d = dout + (size_t)n * OC;
+            for (int i = c0; i < c1; i++) acc[i - c0] += d[i];
+        }
+        for (int i = c0; i < c1; i++) db[i] = (float)(db[i] + acc[i - c0]);
+    }
+}
+
+void bert_bias_backward_ref(float *db, const float *dout, int N, int OC) {
+    for (int i = 0; i < OC; i++) {
+        double acc = 0.0;
+        for (int n = 0; n < N; n++) acc += dout[(size_t)n * OC + i];
+        db[i] = (float)(db[i] + acc);
+    }
+}
+
 gc_status bert_linear_backward(float *dinp, float *dw, float *db, const float *dout,
                                const float *inp, const float *w, int N, int OC, int IC,
                                int accumulate_dinp, int nthr) {
@@ -145,19 +306,7 @@ gc_status bert_linear_backward(float *dinp, float *dw, float *db, const float *d
     if (dinp) st = gc_matmul(dinp, dout, w, N, IC, OC, 0, 0, accumulate_dinp);
     if (st == GC_OK) st = gc_matmul(dw, dout, inp, OC, IC, N, 1, 0, 1);
     if (st != GC_OK) return st;
-    if (db) {
-        int nblk = (OC + COL_BLOCK - 1) / COL_BLOCK;
-#pragma omp parallel for num_threads(nthr) schedule(static)
-        for (int blk = 0; blk < nblk; blk++) {
-            int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < OC ? c0 + COL_BLOCK : OC;
-            float acc[COL_BLOCK] = {0};
-            for (int n = 0; n < N; n++) {
-                const float *d = dout + (size_t)n * OC;
-                for (int i = c0; i < c1; i++) acc[i - c0] += d[i];
-            }
-            for (int i = c0; i < c1; i++) db[i] += acc[i - c0];
-        }
-    }
+    if (db) bert_bias_backward(db, dout, N, OC, nthr);
     return GC_OK;
 }
 
@@ -366,7 +515,9 @@ static inline uint32_t att_element(const bert_chunk *ck, int h, int i) {
 }
 
 size_t bert_attention_scratch_floats(int max_T, int hs) {
-    return 3 * (size_t)max_T * max_T + 2 * (size_t)max_T * hs;
+    /* forward: dropped probabilities, probabilities, context, q, k, v of one head;
+     * backward: mask, dropped probabilities, their gradient, dctx and a result of one head */
+    return 3 * (size_t)max_T * max_T + 4 * (size_t)max_T * hs;
 }
 
 /* A matmul failing inside a parallel loop: keep the first message and stop the other tasks. */
@@ -399,14 +550,10 @@ static gc_status par_fail_report(const par_fail *f) {
 
 /* row (T) = softmax(row * scale), in place. */
 static void softmax_row(float *row, int T, float scale) {
-    float mx = -INFINITY;
-    for (int j = 0; j < T; j++) mx = row[j] > mx ? row[j] : mx;
-    mx *= scale;
+    float mx = row_max(row, T) * scale;
     for (int j = 0; j < T; j++) row[j] = row[j] * scale - mx;
     exp_array(row, row, T);
-    float sum = 0.0f;
-    for (int j = 0; j < T; j++) sum += row[j];
-    float inv = 1.0f / sum;
+    float inv = 1.0f / row_sum(row, T);
     for (int j = 0; j < T; j++) row[j] *= inv;
 }
 
@@ -423,7 +570,7 @@ gc_status bert_attention_forward(float *ctx, float *att, float *qkvh, const floa
     {
         // qkv (N,3C) token-major -> per sequence q, k, v blocks of (NH, T, hs)
 #pragma omp for schedule(static)
-        for (int n = 0; n < ck->N; n++) {
+        for (int n = 0; n < (qkvh ? ck->N : 0); n++) {
             int b = ck->tok_seq[n], t = ck->tok_pos[n], T = ck->off[b + 1] - ck->off[b];
             float *blk = qkvh + 3 * (size_t)ck->off[b] * C;
             const float *row = qkv + (size_t)n * 3 * C;
@@ -433,18 +580,32 @@ gc_status bert_attention_forward(float *ctx, float *att, float *qkvh, const floa
                            row + (size_t)part * C + (size_t)h * hs, sizeof(float) * hs);
         }
 
+        size_t TT = (size_t)ck->max_T * ck->max_T, Ths = (size_t)ck->max_T * hs;
         float *sc = scratch + (size_t)omp_get_thread_num() * per_thread;
-        float *pd = sc;                                    // (T,T) dropped probabilities
-        float *o = sc + 3 * (size_t)ck->max_T * ck->max_T; // (T,hs) context of one head
+        float *pd = sc;         // (T,T) dropped probabilities
+        float *ps = sc + TT;    // (T,T) probabilities when att is NULL
+        float *o = sc + 2 * TT; // (T,hs) context of one head
+        float *hq = o + Ths;    // (3,T,hs) q, k, v of one head when qkvh is NULL
 #pragma omp for schedule(dynamic, 1)
         for (int task = 0; task < ck->B * NH; task++) {
             if (par_failed(&fail)) continue;
             int b = task / NH, h = task % NH, T = ck->off[b + 1] - ck->off[b];
-            const float *blk = qkvh + 3 * (size_t)ck->off[b] * C;
-            const float *q = blk + (size_t)h * T * hs;
-            const float *k = blk + (size_t)T * C + (size_t)h * T * hs;
-            const float *v = blk + 2 * (size_t)T * C + (size_t)h * T * hs;
-            float *P = att + ck->att_off[b] + (size_t)h * T * T;
+            const float *q, *k, *v;
+            if (qkvh) {
+                const float *blk = qkvh + 3 * (size_t)ck->off[b] * C;
+                q = blk + (size_t)h * T * hs;
+                k = blk + (size_t)T * C + (size_t)h * T * hs;
+                v = blk + 2 * (size_t)T * C + (size_t)h * T * hs;
+            } else {
+                for (int part = 0; part < 3; part++)
+                    for (int i = 0; i < T; i++)
+                        memcpy(hq + ((size_t)part * T + i) * hs,
+                               qkv + (size_t)(ck->off[b] + i) * 3 * C + (size_t)part * C +
+                                   (size_t)h * hs,
+                               sizeof(float) * hs);
+                q = hq, k = hq + (size_t)T * hs, v = hq + 2 * (size_t)T * hs;
+            }
+            float *P = att ? att + ck->att_off[b] + (size_t)h * T * T : ps;
             gc_status st = gc_matmul(P, q, k, T, T, hs, 0, 1, 0); // raw scores q k^T
             if (st != GC_OK) {
                 par_fail_set(&fail, st);
@@ -525,8 +686,7 @@ gc_status bert_attention_backward(float *dqkv, const float *dctx, const float *a
             for (int i = 0; i < T; i++) {
                 const float *pr = P + (size_t)i * T;
                 float *dr = dp + (size_t)i * T;
-                float dot = 0.0f;
-                for (int j = 0; j < T; j++) dot += pr[j] * dr[j];
+                float dot = row_dot(pr, dr, T);
                 for (int j = 0; j < T; j++) dr[j] = scale * pr[j] * (dr[j] - dot);
             }
             st = gc_matmul(o, dp, k, T, hs, T, 0, 0, 0); // dq = dS k

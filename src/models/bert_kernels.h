@@ -38,8 +38,15 @@ enum { BERT_SITE_EMB = 0, BERT_SITE_ATT_PROBS = 1, BERT_SITE_ATT_OUT = 2, BERT_S
 /* out (N,C) = wte[ids] + wpe[position] + wtt[0] (token type ids are all 0). */
 void bert_embed_forward(float *out, const bert_chunk *ck, const int32_t *ids, const float *wte,
                         const float *wpe, const float *wtt, int C, int nthr);
+/* by_id: the N token indices ordered by id (bert_order_by_id), so each row of dwte gets one
+ * sum. */
 void bert_embed_backward(float *dwte, float *dwpe, float *dwtt, const float *dout,
-                         const bert_chunk *ck, const int32_t *ids, int C, int nthr);
+                         const bert_chunk *ck, const int32_t *ids, const int *by_id, int C,
+                         int nthr);
+void bert_embed_backward_ref(float *dwte, float *dwpe, float *dwtt, const float *dout,
+                             const bert_chunk *ck, const int32_t *ids, int C);
+/* by_id (N) = 0..N-1 ordered by ids[], ties by index; keys: N scratch values. */
+void bert_order_by_id(int *by_id, uint64_t *keys, const int32_t *ids, int N);
 
 /* out (N,C) = (inp - mean) * rstd * w + b; mean, rstd (N) kept for the backward pass. */
 void bert_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
@@ -47,6 +54,16 @@ void bert_layernorm_forward(float *out, float *mean, float *rstd, const float *i
 void bert_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                              const float *w, const float *mean, const float *rstd, int N, int C,
                              int nthr);
+/* The plain form: one column at a time for dw, db; dinp from double sums. */
+void bert_layernorm_backward_ref(float *dinp, float *dw, float *db, const float *dout,
+                                 const float *inp, const float *w, const float *mean,
+                                 const float *rstd, int N, int C);
+
+/* db (OC) += the column sums of dout (N,OC). Sums over tokens of parameter gradients (here,
+ * in bert_layernorm_backward and in bert_embed_backward) add up in double and reach the
+ * float gradient once per call, so the gradient hardly depends on how a batch is chunked. */
+void bert_bias_backward(float *db, const float *dout, int N, int OC, int nthr);
+void bert_bias_backward_ref(float *db, const float *dout, int N, int OC);
 
 /* out (N,OC) = inp (N,IC) @ w^T (w is (OC,IC), the PyTorch layout) + b. */
 gc_status bert_linear_forward(float *out, const float *inp, const float *w, const float *b, int N,
@@ -81,7 +98,8 @@ void bert_residual_forward(float *out, const float *a, const float *b, size_t n,
  * probabilities (before dropout) of each sequence at att_off[b], (NH, T, T). ctx (N, C) is the
  * context, token-major. Attention-probability dropout addresses element
  * (head * max_position + query) * max_position + key. scratch: nthr *
- * bert_attention_scratch_floats(max_T, hs) floats. */
+ * bert_attention_scratch_floats(max_T, hs) floats. A pass that keeps nothing for a backward
+ * pass gives NULL att and qkvh: each head's probabilities and q, k, v then live in scratch. */
 size_t bert_attention_scratch_floats(int max_T, int hs);
 gc_status bert_attention_forward(float *ctx, float *att, float *qkvh, const float *qkv,
                                  const bert_chunk *ck, int C, int NH, uint32_t stream, float p,
