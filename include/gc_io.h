@@ -115,12 +115,24 @@ typedef struct gc_dataset {
 
 /* Load one object per line with "query" and "positive" strings and an optional "negatives"
  * array of strings; other fields ignored; blank lines skipped. gzip is detected by its magic
- * bytes. Malformed JSON, missing or non-string fields, invalid UTF-8, a truncated gzip stream
- * and an empty file are errors naming file:line. */
+ * bytes. The file is read as a stream, so a pipe works (e.g. --train <(zcat a.jsonl.gz)). Malformed
+ * JSON, missing or non-string fields, invalid UTF-8, a truncated gzip stream and an empty file are
+ * errors naming file:line. */
 gc_status gc_dataset_load(gc_dataset **out, const char *path);
 /* The same from a buffer (plain or gzip); `name` stands for the file in messages. */
 gc_status gc_dataset_load_memory(gc_dataset **out, const void *buf, size_t len, const char *name);
 void gc_dataset_free(gc_dataset *d);
+
+/* One string field of every line of a JSONL / JSONL.gz file (e.g. the texts to embed), read
+ * like gc_dataset_load (any file that reads front to back, pipes included; the same file:line
+ * errors, UTF-8 checks and gzip detection): every non-blank line must be a JSON object with a
+ * string `field` (it may be empty; other fields are ignored). *values gets *n malloc'd strings
+ * in file order; free them with gc_jsonl_free. A file without a non-blank line is an error. */
+gc_status gc_jsonl_read_field(const char *path, const char *field, char ***values, size_t *n);
+/* The same from a buffer (plain or gzip); `name` stands for the file in messages. */
+gc_status gc_jsonl_read_field_memory(const void *buf, size_t len, const char *name,
+                                     const char *field, char ***values, size_t *n);
+void gc_jsonl_free(char **values, size_t n);
 
 /* ---- .npy ---- */
 

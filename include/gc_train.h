@@ -1,6 +1,6 @@
 /* gc_train.h: the pieces of a training run that outlive one step: the data order of an epoch
- * (a seeded shuffle that keeps duplicate positives out of one batch) and the checkpoint file
- * (everything needed to continue a run bit for bit). */
+ * (a seeded shuffle that keeps duplicate positives, and other in-batch false negatives, out of
+ * one batch) and the checkpoint file (everything needed to continue a run bit for bit). */
 #ifndef GC_TRAIN_H
 #define GC_TRAIN_H
 
@@ -24,6 +24,30 @@ gc_status gc_text_groups(const char *const *texts, size_t n, int32_t *group, siz
  * ngroups bounds the group ids. */
 gc_status gc_epoch_order(const int32_t *group, size_t n, size_t ngroups, size_t batch,
                          uint64_t seed, uint64_t epoch, int32_t *order, size_t *nbatches);
+
+/* Group ids of a set of training pairs, for an order without false negatives in a batch.
+ * query[i] is pair i's query group (ids below nquery); positive[i] and negative[i*K + k] are its
+ * positive's and hard negatives' groups in ONE id space of passage texts (ids below npassage),
+ * so a hard negative equal to another pair's positive has that positive's id. query may be NULL
+ * (queries not compared) and negative NULL when K is 0. */
+typedef struct gc_pair_groups {
+    const int32_t *query;
+    size_t nquery;
+    const int32_t *positive;
+    const int32_t *negative;
+    int K;
+    size_t npassage;
+} gc_pair_groups;
+
+/* gc_epoch_order for pairs with hard negatives: a pair joins a batch only when it brings no
+ * false negative to anyone in it, i.e. its query is not already a query of the batch (an equal
+ * query's positive would be scored as a negative of it), its positive is not already a
+ * passage of the batch (positive or hard negative), and none of its hard negatives is already
+ * a positive of the batch; otherwise it is deferred as gc_epoch_order defers duplicates. A pair
+ * whose own hard negative equals its own positive is not caught here (nothing can batch it
+ * well). With query == NULL and K == 0 this is exactly gc_epoch_order(positive, ...). */
+gc_status gc_epoch_order_pairs(const gc_pair_groups *g, size_t n, size_t batch, uint64_t seed,
+                               uint64_t epoch, int32_t *order, size_t *nbatches);
 
 /* ---- checkpoints ----
  *
@@ -59,8 +83,8 @@ gc_status gc_checkpoint_write(const char *path, const gc_checkpoint *ck);
 /* Read and validate (magic, version, sizes, crc32); pointers point into a buffer freed by
  * gc_checkpoint_free. */
 gc_status gc_checkpoint_read(const char *path, gc_checkpoint *ck);
-/* The same from memory (the caller keeps buf alive and aligned to 8 bytes; for tests and
- * fuzzing). */
+/* The same from memory (buf is copied, so it needs no alignment and may go away after; for
+ * tests and fuzzing). On failure *ck is cleared. */
 gc_status gc_checkpoint_parse(const void *buf, size_t len, gc_checkpoint *ck);
 void gc_checkpoint_free(gc_checkpoint *ck);
 

@@ -79,6 +79,34 @@ gc_status cli_tokenize(const gc_tokenizer *tok, const char *const *texts, size_t
                        cli_tokens *out, size_t *bad);
 void cli_tokens_free(cli_tokens *t);
 
+/* ---- training batches by reference ---- */
+
+/* One side of a training batch as rows of tokenized texts, for the engine: rows [0, mb) are
+ * texts[idx[i]]; with negatives, row mb + i*K + k is negatives[idx[i]*K + k] (pair i's k-th hard
+ * negative). Nothing is copied: the arrays stay the caller's. */
+typedef struct cli_batch_side {
+    const cli_tokens *texts;
+    const cli_tokens *negatives; /* NULL on the query side */
+    const int32_t *idx;          /* mb pair indices */
+    int mb, K;
+} cli_batch_side;
+
+/* An encoder that takes cli_batch_side inputs: each call gathers the token ids of its chunk
+ * into one buffer (max_count rows of max_len ids) and passes them on to `inner`. max_rows
+ * bounds a side's rows (mb * (1 + K)). */
+typedef struct cli_gather {
+    gc_encoder inner;
+    int32_t *ids;
+    int64_t *off; /* max_rows + 1; only the called range is meaningful */
+    int max_rows, max_count, max_len;
+} cli_gather;
+
+gc_status cli_gather_init(cli_gather *g, gc_encoder inner, int max_rows, int max_count,
+                          int max_len);
+/* The wrapper as an encoder (valid while g lives). */
+gc_encoder cli_gather_encoder(cli_gather *g);
+void cli_gather_free(cli_gather *g);
+
 /* Embeddings (n, dim) of tokenized texts, `batch` sequences per encoder call (the model must
  * be reserved for at least that many sequences of t->max_len tokens), no dropout. */
 gc_status cli_encode_tokens(gc_bert *model, const cli_tokens *t, int batch, float *out);

@@ -3,7 +3,6 @@
 #include "cli.h"
 #include "gc_eval.h"
 #include "gc_io.h"
-#include "jsonl.h"
 
 #include <limits.h>
 #include <omp.h>
@@ -144,7 +143,7 @@ int cli_eval_dataset(gc_bert *model, const gc_tokenizer *tok, const gc_dataset *
     }
     if (o->reserve) {
         int len = tq.max_len > tp.max_len ? tq.max_len : tp.max_len;
-        st = gc_bert_reserve(model, o->batch, len, 1);
+        st = gc_bert_reserve_inference(model, o->batch, len);
         if (st != GC_OK) {
             cli_fail(st, "preparing the model");
             goto done;
@@ -184,8 +183,9 @@ int cmd_encode(int argc, char **argv) {
     if (!out) return cli_usage("encode ", "--out is required");
     if (threads > 0) omp_set_num_threads((int)threads);
 
-    cli_texts texts = {0};
-    gc_status st = cli_read_field(input, field, &texts);
+    char **texts = NULL;
+    size_t ntexts = 0;
+    gc_status st = gc_jsonl_read_field(input, field, &texts, &ntexts);
     if (st != GC_OK) return cli_fail(st, NULL);
     gc_bert *model = NULL;
     gc_tokenizer *tok = NULL;
@@ -201,21 +201,21 @@ int cmd_encode(int argc, char **argv) {
         goto done;
     }
     size_t bad = 0;
-    st = cli_tokenize(tok, (const char *const *)texts.texts, texts.n, (int)max_len, &t, &bad);
+    st = cli_tokenize(tok, (const char *const *)texts, ntexts, (int)max_len, &t, &bad);
     if (st != GC_OK) {
         cli_error("%s: text %zu: %s", input, bad + 1, gc_last_error());
         goto done;
     }
-    st = gc_bert_reserve(model, (int)batch, t.max_len, 1);
+    st = gc_bert_reserve_inference(model, (int)batch, t.max_len);
     if (st != GC_OK) {
         cli_fail(st, "preparing the model");
         goto done;
     }
     gc_encoder enc = gc_bert_encoder(model);
     const int dim = enc.ops->dim(enc.ctx);
-    emb = malloc(texts.n * (size_t)dim * sizeof(float));
+    emb = malloc(ntexts * (size_t)dim * sizeof(float));
     if (!emb) {
-        cli_error("out of memory for %zu embeddings", texts.n);
+        cli_error("out of memory for %zu embeddings", ntexts);
         goto done;
     }
     st = cli_encode_tokens(model, &t, (int)batch, emb);
@@ -223,17 +223,17 @@ int cmd_encode(int argc, char **argv) {
         cli_fail(st, "encoding");
         goto done;
     }
-    st = gc_npy_write_f32(out, emb, texts.n, (size_t)dim);
+    st = gc_npy_write_f32(out, emb, ntexts, (size_t)dim);
     if (st != GC_OK) {
         cli_fail(st, "writing the embeddings");
         goto done;
     }
-    cli_note("wrote %zu x %d embeddings to %s", texts.n, dim, out);
+    cli_note("wrote %zu x %d embeddings to %s", ntexts, dim, out);
     rc = CLI_EXIT_OK;
 done:
     free(emb);
     cli_tokens_free(&t);
-    cli_texts_free(&texts);
+    gc_jsonl_free(texts, ntexts);
     gc_bert_free(model);
     gc_tokenizer_free(tok);
     return rc;

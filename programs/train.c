@@ -1,10 +1,11 @@
 /* train.c: the `train` subcommand: contrastive fine-tuning with the gradient-cache engine.
  *
  * Everything is prepared before the first step: the data is tokenized once, the epoch order
- * comes from (seed, epoch), the batch buffers, engine, model activations and optimizer are
- * allocated, and a step only copies token ids into those buffers. A checkpoint holds the
- * parameters, optimizer moments, temperature and the position in the data order, so --resume
- * continues exactly where the run stopped (bit for bit with one thread). */
+ * comes from (seed, epoch), and the engine, model activations and optimizer are allocated. A
+ * step's batch is only a list of pair indices: the encoder wrapper (batch.c) gathers each
+ * chunk's token ids from the tokenized data, so no copy of the batch's tokens is made. A checkpoint
+ * holds the parameters, optimizer moments, temperature and the position in the data order, so
+ * --resume continues exactly where the run stopped (bit for bit with one thread). */
 #include "cli.h"
 #include "fsutil.h"
 #include "gc_eval.h"
@@ -120,22 +121,22 @@ typedef struct run {
     gc_schedule sched;
     gc_dataset *data, *dev;
     int K;
-    cli_tokens tq, tp, tn; /* queries, positives, negatives (pair i's k-th at i*K + k) */
-    cli_tokens dq, dp;     /* dev queries and positives */
-    int32_t *group;
-    size_t ngroups;
+    cli_tokens tq, tp, tn;    /* queries, positives, negatives (pair i's k-th at i*K + k) */
+    cli_tokens dq, dp;        /* dev queries and positives */
+    int32_t *qgroup, *pgroup; /* query texts; positives then negatives (one id space) */
+    gc_pair_groups groups;
+    size_t npositives; /* distinct positive texts */
     int32_t *order;
     size_t nbatches; /* of the current epoch */
     gc_bert *model;
     gc_tokenizer *tok;
+    cli_gather gather; /* the model's encoder, fed from the tokenized data */
+    gc_encoder genc;
     gc_engine *engine;
     gc_optim *opt, *topt;
     float log_tau;
     int mb; /* pairs per micro-batch */
     int eval_batch;
-    /* step buffers */
-    int32_t *qids, *pids;
-    int64_t *qoff, *poff;
     uint64_t step, epoch, position, total;
     char args[2048];
     char ckpt_path[4096];
@@ -205,6 +206,62 @@ static int choose_negatives(run *r) {
                      r->data->path, mink, maxk, mink);
     }
     return 0;
+}
+
+/* Group equal texts for the data order: queries, and positives with hard negatives in one id
+ * space, so that a hard negative equal to some pair's positive is seen as that positive. */
+static int group_texts(run *r) {
+    const size_t n = r->data->n, K = (size_t)r->K, np = n * (1 + K);
+    if (np / (1 + K) != n || np > INT32_MAX) return cli_error("%s: too many texts", r->o->train);
+    r->qgroup = malloc(n * sizeof(int32_t));
+    r->pgroup = malloc(np * sizeof(int32_t));
+    const char **texts = malloc(np * sizeof(char *));
+    unsigned char *seen = NULL;
+    int rc = CLI_EXIT_RUNTIME;
+    size_t nq = 0, npass = 0;
+    if (!r->qgroup || !r->pgroup || !texts) {
+        cli_error("out of memory grouping %zu texts", np);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) texts[i] = r->data->pairs[i].query;
+    gc_status st = gc_text_groups(texts, n, r->qgroup, &nq);
+    if (st != GC_OK) {
+        cli_fail(st, "grouping queries");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        texts[i] = r->data->pairs[i].positive;
+        for (size_t k = 0; k < K; k++) texts[n + i * K + k] = r->data->pairs[i].negatives[k];
+    }
+    st = gc_text_groups(texts, np, r->pgroup, &npass);
+    if (st != GC_OK) {
+        cli_fail(st, "grouping passages");
+        goto done;
+    }
+    seen = calloc(npass ? npass : 1, 1);
+    if (!seen) {
+        cli_error("out of memory grouping %zu texts", np);
+        goto done;
+    }
+    size_t self = 0, first_self = 0;
+    r->npositives = 0;
+    for (size_t i = 0; i < n; i++) {
+        r->npositives += !seen[r->pgroup[i]];
+        seen[r->pgroup[i]] = 1;
+        int same = 0;
+        for (size_t k = 0; k < K; k++) same |= r->pgroup[n + i * K + k] == r->pgroup[i];
+        if (same && self++ == 0) first_self = i;
+    }
+    if (self)
+        cli_note("%s: %zu pairs (the first is pair %zu) have a hard negative equal to their own "
+                 "positive",
+                 r->data->path, self, first_self + 1);
+    r->groups = (gc_pair_groups){r->qgroup, nq, r->pgroup, K ? r->pgroup + n : NULL, (int)K, npass};
+    rc = 0;
+done:
+    free(texts);
+    free(seen);
+    return rc;
 }
 
 /* --- the arguments a checkpoint must agree with --- */
@@ -327,42 +384,13 @@ static int resume(run *r) {
 /* --- one step --- */
 
 static int order_epoch(run *r) {
-    gc_status st = gc_epoch_order(r->group, r->data->n, r->ngroups, (size_t)r->o->batch,
-                                  (uint64_t)r->o->seed, r->epoch, r->order, &r->nbatches);
+    gc_status st = gc_epoch_order_pairs(&r->groups, r->data->n, (size_t)r->o->batch,
+                                        (uint64_t)r->o->seed, r->epoch, r->order, &r->nbatches);
     if (st != GC_OK) return cli_fail(st, "ordering the data");
     if (r->nbatches == 0)
-        return cli_error("epoch %llu has no full batch of %ld distinct positives",
+        return cli_error("epoch %llu has no full batch of %ld pairs without duplicate texts",
                          (unsigned long long)r->epoch, r->o->batch);
     return 0;
-}
-
-/* Copy the token ids of micro-batch `idx` (mb pairs) into the step buffers. */
-static void build_batch(run *r, const int32_t *idx, gc_token_batch *qb, gc_token_batch *pb) {
-    const int mb = r->mb, K = r->K;
-    r->qoff[0] = 0;
-    for (int i = 0; i < mb; i++) {
-        const cli_tokens *t = &r->tq;
-        size_t s = (size_t)idx[i];
-        int64_t len = t->off[s + 1] - t->off[s];
-        memcpy(r->qids + r->qoff[i], t->ids + t->off[s], (size_t)len * sizeof(int32_t));
-        r->qoff[i + 1] = r->qoff[i] + len;
-    }
-    int row = 0;
-    r->poff[0] = 0;
-    for (int part = 0; part < 1 + (K > 0); part++) {
-        for (int i = 0; i < mb; i++) {
-            for (int k = 0; k < (part ? K : 1); k++) {
-                const cli_tokens *t = part ? &r->tn : &r->tp;
-                size_t s = part ? (size_t)idx[i] * (size_t)K + (size_t)k : (size_t)idx[i];
-                int64_t len = t->off[s + 1] - t->off[s];
-                memcpy(r->pids + r->poff[row], t->ids + t->off[s], (size_t)len * sizeof(int32_t));
-                r->poff[row + 1] = r->poff[row] + len;
-                row++;
-            }
-        }
-    }
-    *qb = (gc_token_batch){mb, r->qids, r->qoff};
-    *pb = (gc_token_batch){mb * (1 + K), r->pids, r->poff};
 }
 
 static void format_eta(double s, char *buf, size_t cap) {
@@ -395,8 +423,9 @@ static int train_loop(run *r) {
         if (o->learn_temp) gc_engine_set_temperature(r->engine, expf(r->log_tau));
         double loss = 0, acc = 0, dlt = 0;
         for (int micro = 0; micro < o->accum; micro++) {
-            gc_token_batch qb, pb;
-            build_batch(r, bidx + (size_t)micro * (size_t)r->mb, &qb, &pb);
+            const int32_t *idx = bidx + (size_t)micro * (size_t)r->mb;
+            cli_batch_side qb = {&r->tq, NULL, idx, r->mb, 0};
+            cli_batch_side pb = {&r->tp, r->K > 0 ? &r->tn : NULL, idx, r->mb, r->K};
             gc_step_options so = {.accumulate = micro > 0, .loss_scale = 1.0f / (float)o->accum};
             gc_step_stats stats;
             uint32_t rng_step = (uint32_t)(r->step * (uint64_t)o->accum + (uint64_t)micro);
@@ -581,12 +610,10 @@ static void run_free(run *r) {
     cli_tokens_free(&r->tn);
     cli_tokens_free(&r->dq);
     cli_tokens_free(&r->dp);
-    free(r->group);
+    cli_gather_free(&r->gather);
+    free(r->qgroup);
+    free(r->pgroup);
     free(r->order);
-    free(r->qids);
-    free(r->pids);
-    free(r->qoff);
-    free(r->poff);
     if (r->logf) fclose(r->logf);
 }
 
@@ -652,35 +679,37 @@ static int setup_and_train(run *r) {
 
     /* data order */
     const size_t n = r->data->n;
-    r->group = malloc(n * sizeof(int32_t));
     r->order = malloc(n * sizeof(int32_t));
-    const char **pos = malloc(n * sizeof(char *));
-    if (!r->group || !r->order || !pos) {
-        free(pos);
-        return cli_error("out of memory");
-    }
-    for (size_t i = 0; i < n; i++) pos[i] = r->data->pairs[i].positive;
-    st = gc_text_groups(pos, n, r->group, &r->ngroups);
-    free(pos);
-    if (st != GC_OK) return cli_fail(st, "grouping positives");
+    if (!r->order) return cli_error("out of memory");
+    if (group_texts(r)) return CLI_EXIT_RUNTIME;
     if (o->steps) {
         r->total = (uint64_t)o->steps;
     } else {
         for (long e = 0; e < o->epochs; e++) {
-            st = gc_epoch_order(r->group, n, r->ngroups, (size_t)o->batch, (uint64_t)o->seed,
-                                (uint64_t)e, r->order, &r->nbatches);
+            st = gc_epoch_order_pairs(&r->groups, n, (size_t)o->batch, (uint64_t)o->seed,
+                                      (uint64_t)e, r->order, &r->nbatches);
             if (st != GC_OK) return cli_fail(st, "ordering the data");
             r->total += r->nbatches;
         }
     }
-    st = gc_epoch_order(r->group, n, r->ngroups, (size_t)o->batch, (uint64_t)o->seed, 0, r->order,
-                        &r->nbatches);
+    st = gc_epoch_order_pairs(&r->groups, n, (size_t)o->batch, (uint64_t)o->seed, 0, r->order,
+                              &r->nbatches);
     if (st != GC_OK) return cli_fail(st, "ordering the data");
-    if (r->nbatches == 0)
+    if (r->nbatches == 0 && r->npositives < (size_t)o->batch)
         return cli_usage("train ",
                          "--batch-size %ld is larger than the data: %s has %zu distinct "
                          "positives among %zu pairs",
-                         o->batch, o->train, r->ngroups, n);
+                         o->batch, o->train, r->npositives, n);
+    if (r->nbatches == 0)
+        return cli_usage("train ",
+                         "--batch-size %ld: %s has no batch of that size without a repeated "
+                         "query or a hard negative equal to another pair's positive",
+                         o->batch, o->train);
+    if (n - r->nbatches * (size_t)o->batch >= (size_t)o->batch)
+        cli_note("epoch 0 uses %zu of %zu pairs: the rest would have brought a false negative "
+                 "(a repeated query or positive, or a hard negative equal to a positive) into "
+                 "every batch left",
+                 r->nbatches * (size_t)o->batch, n);
 
     /* engine and model buffers */
     const int P = r->mb * (1 + r->K);
@@ -689,13 +718,16 @@ static int setup_and_train(run *r) {
     int max_len = r->tq.max_len;
     if (r->tp.max_len > max_len) max_len = r->tp.max_len;
     if (r->tn.max_len > max_len) max_len = r->tn.max_len;
+    const int train_len = max_len;
     if (r->dq.max_len > max_len) max_len = r->dq.max_len;
     if (r->dp.max_len > max_len) max_len = r->dp.max_len;
     int chunk = o->no_cache ? P : (qc > pc ? qc : pc);
     st = gc_bert_reserve(r->model, chunk, max_len, o->no_cache ? 2 : 1);
     if (st != GC_OK) return cli_fail(st, "preparing the model");
     r->eval_batch = chunk;
-    gc_encoder enc = gc_bert_encoder(r->model);
+    st = cli_gather_init(&r->gather, gc_bert_encoder(r->model), P, chunk, train_len);
+    if (st != GC_OK) return cli_fail(st, "preparing the batches");
+    r->genc = cli_gather_encoder(&r->gather);
     gc_engine_config ec = {
         .max_batch = r->mb,
         .max_negatives = r->K,
@@ -706,15 +738,8 @@ static int setup_and_train(run *r) {
         .learn_temperature = o->learn_temp,
         .seed = (uint64_t)o->seed,
     };
-    st = gc_engine_create(&r->engine, &ec, &enc, &enc, NULL);
+    st = gc_engine_create(&r->engine, &ec, &r->genc, &r->genc, NULL);
     if (st != GC_OK) return cli_fail(st, "creating the engine");
-    r->qids = malloc((size_t)r->mb * (size_t)r->tq.max_len * sizeof(int32_t) + 1);
-    r->qoff = malloc(((size_t)r->mb + 1) * sizeof(int64_t));
-    int plen = r->tp.max_len > r->tn.max_len ? r->tp.max_len : r->tn.max_len;
-    r->pids = malloc((size_t)P * (size_t)plen * sizeof(int32_t) + 1);
-    r->poff = malloc(((size_t)P + 1) * sizeof(int64_t));
-    if (!r->qids || !r->qoff || !r->pids || !r->poff)
-        return cli_error("out of memory for the batch buffers");
 
     /* optimizer: no weight decay on biases and LayerNorm, by tensor name */
     gc_optim_config oc = {.kind = r->okind, .weight_decay = (float)o->wd};

@@ -1,8 +1,10 @@
 /* test_data.c: JSONL / JSONL.gz training data: good files, every kind of bad line (with
- * file:line in the message), broken gzip streams, and the real dev split. */
+ * file:line in the message), broken gzip streams, files read through a pipe, one string field
+ * of every line, and the real dev split. */
 #include "gc_io.h"
 #include "test_util.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -268,6 +270,131 @@ static void test_bad_gzip(void) {
     free(z);
 }
 
+/* A pipe holding `n` bytes (less than the pipe's buffer) with its writing end closed, named
+ * /dev/fd/N so the readers open it like a file. Returns the reading end (close it after). */
+static int pipe_with(const void *data, size_t n, char *name, size_t cap) {
+    int fds[2];
+    if (pipe(fds) != 0) return -1;
+    ssize_t w = write(fds[1], data, n);
+    close(fds[1]);
+    if (w != (ssize_t)n) {
+        close(fds[0]);
+        return -1;
+    }
+    snprintf(name, cap, "/dev/fd/%d", fds[0]);
+    return fds[0];
+}
+
+static void test_pipe(void) {
+    const char *text = "{\"query\": \"q1\", \"positive\": \"p1\"}\n"
+                       "{\"query\": \"q2\", \"positive\": \"p2\", \"negatives\": [\"n\"]}\n";
+    char name[64];
+    /* plain and gzip text, like --train <(cat a.jsonl) and --train <(cat a.jsonl.gz) */
+    for (int zipped = 0; zipped < 2; zipped++) {
+        size_t zlen = strlen(text);
+        unsigned char *z = zipped ? gz(text, strlen(text), &zlen) : NULL;
+        int fd = pipe_with(zipped ? (const void *)z : text, zlen, name, sizeof name);
+        CHECK(fd >= 0, "pipe");
+        gc_dataset *d = NULL;
+        CHECK_OK(gc_dataset_load(&d, name));
+        CHECK(d && d->n == 2 && !strcmp(d->pairs[1].negatives[0], "n"), "pairs through a pipe (%s)",
+              zipped ? "gzip" : "plain");
+        gc_dataset_free(d);
+        if (fd >= 0) close(fd);
+        fd = pipe_with(zipped ? (const void *)z : text, zlen, name, sizeof name);
+        char **v = NULL;
+        size_t n = 0;
+        CHECK_OK(gc_jsonl_read_field(name, "query", &v, &n));
+        CHECK(n == 2 && !strcmp(v[1], "q2"), "a field through a pipe (%s)",
+              zipped ? "gzip" : "plain");
+        gc_jsonl_free(v, n);
+        if (fd >= 0) close(fd);
+        free(z);
+    }
+    /* a pipe cut inside a gzip member is still a truncated stream */
+    size_t zlen;
+    unsigned char *z = gz(text, strlen(text), &zlen);
+    int fd = pipe_with(z, zlen - 5, name, sizeof name);
+    gc_dataset *d = (gc_dataset *)1;
+    CHECK(gc_dataset_load(&d, name) == GC_ERR_FORMAT && d == NULL &&
+              strstr(gc_last_error(), "gzip"),
+          "truncated gzip through a pipe: %s", gc_last_error());
+    if (fd >= 0) close(fd);
+    free(z);
+}
+
+/* Expect gc_jsonl_read_field_memory to fail with FORMAT and a message holding both strings. */
+static void expect_bad_field(const char *text, const char *field, const char *where,
+                             const char *what) {
+    char **v = (char **)1;
+    size_t n = 7;
+    gc_status s = gc_jsonl_read_field_memory(text, strlen(text), "f.jsonl", field, &v, &n);
+    CHECK(s == GC_ERR_FORMAT && v == NULL && n == 0, "%s: got %s", what, gc_status_str(s));
+    CHECK(strstr(gc_last_error(), where) && strstr(gc_last_error(), what),
+          "'%s' lacks '%s' or '%s'", gc_last_error(), where, what);
+}
+
+static void test_field(void) {
+    const char *text = "{\"text\": \"first\", \"id\": 1}\n"
+                       "\n"
+                       "{\"id\": 2, \"text\": \"caf\\u00e9\", \"query\": \"ignored\"}\r\n"
+                       "{\"text\": \"\"}";
+    char **v = NULL;
+    size_t n = 0;
+    CHECK_OK(gc_jsonl_read_field_memory(text, strlen(text), "f.jsonl", "text", &v, &n));
+    CHECK(n == 3, "3 values, got %zu", n);
+    if (n == 3)
+        CHECK(!strcmp(v[0], "first") && !strcmp(v[1], "caf\xc3\xa9") && !strcmp(v[2], ""),
+              "values in file order, escapes decoded, empty string kept");
+    gc_jsonl_free(v, n);
+    gc_jsonl_free(NULL, 0);
+
+    /* missing, not a string, not an object, broken JSON, bad UTF-8: file:line */
+    expect_bad_field("{\"text\": \"a\"}\n\n{\"other\": \"b\"}\n", "text",
+                     "f.jsonl:3:", "missing \"text\"");
+    expect_bad_field("{\"text\": \"a\"}\n{\"text\": 5}\n", "text",
+                     "f.jsonl:2:", "\"text\" is not a string");
+    expect_bad_field("{\"text\": null}\n", "text", "f.jsonl:1:", "\"text\" is not a string");
+    expect_bad_field("{\"text\": [\"a\"]}\n", "text", "f.jsonl:1:", "\"text\" is not a string");
+    expect_bad_field("{\"text\": \"a\"}\n[\"text\"]\n", "text", "f.jsonl:2:", "not a JSON object");
+    expect_bad_field("{\"text\": \"a\"\n", "text", "f.jsonl:1:", "malformed JSON");
+    expect_bad_field("{\"text\": \"a\", \"text\": \"b\"}\n", "text", "f.jsonl:1:", "duplicate");
+    expect_bad_field("{\"text\": \"caf\xe9\"}\n", "text", "f.jsonl:1:", "invalid UTF-8");
+    expect_bad_field("", "text", "f.jsonl", "empty file");
+    expect_bad_field(" \n\n", "text", "f.jsonl", "empty file");
+
+    /* gzip on disk, plain on disk, and a cut gzip file */
+    size_t zlen;
+    unsigned char *z = gz(text, strlen(text), &zlen);
+    char path[256];
+    snprintf(path, sizeof path, "%s/test_data_field.jsonl.gz", GC_BINARY_DIR);
+    CHECK_OK(gc_write_file_atomic(path, z, zlen));
+    v = NULL;
+    n = 0;
+    CHECK_OK(gc_jsonl_read_field(path, "text", &v, &n));
+    CHECK(n == 3 && !strcmp(v[1], "caf\xc3\xa9"), "gzip file: %zu values", n);
+    gc_jsonl_free(v, n);
+    CHECK_OK(gc_jsonl_read_field_memory(z, zlen, "z.gz", "text", &v, &n));
+    CHECK(n == 3 && !strcmp(v[0], "first"), "gzip in memory: %zu values", n);
+    gc_jsonl_free(v, n);
+    CHECK_OK(gc_write_file_atomic(path, z, zlen - 3));
+    v = (char **)1;
+    CHECK(gc_jsonl_read_field(path, "text", &v, &n) == GC_ERR_FORMAT && v == NULL &&
+              strstr(gc_last_error(), "gzip") && strstr(gc_last_error(), "test_data_field"),
+          "cut gzip: %s", gc_last_error());
+    const char *bad = "{\"text\": \"a\"}\n{\"txt\": \"b\"}\n";
+    CHECK_OK(gc_write_file_atomic(path, bad, strlen(bad)));
+    char where[300];
+    snprintf(where, sizeof where, "%s:2: missing \"text\"", path);
+    CHECK(gc_jsonl_read_field(path, "text", &v, &n) == GC_ERR_FORMAT &&
+              strstr(gc_last_error(), where),
+          "'%s' lacks '%s'", gc_last_error(), where);
+    unlink(path);
+    CHECK(gc_jsonl_read_field(path, "text", &v, &n) == GC_ERR_IO, "missing file");
+    CHECK(gc_jsonl_read_field(NULL, "text", &v, &n) == GC_ERR_INVALID_ARG, "NULL path");
+    free(z);
+}
+
 static void test_dev_split(void) {
     /* Part of the repository's test data: a missing file is a failure, not a skip. */
     gc_dataset *d = NULL;
@@ -287,6 +414,8 @@ int main(void) {
     test_good();
     test_bad_lines();
     test_bad_gzip();
+    test_pipe();
+    test_field();
     test_dev_split();
     return test_summary("test_data");
 }

@@ -1,6 +1,7 @@
-/* test_train.c: the epoch order (deterministic from seed and epoch, no duplicate positive in a
- * batch, nothing used twice) and the checkpoint file (round trip, and hostile files: every
- * truncation, flipped bytes, and structurally wrong files with a valid checksum). */
+/* test_train.c: the epoch order (deterministic from seed and epoch; no duplicate positive, no
+ * hard negative equal to another pair's positive and no repeated query in a batch; nothing used
+ * twice) and the checkpoint file (round trip, and hostile files: every truncation, flipped
+ * bytes, and structurally wrong files with a valid checksum). */
 #include "gc_io.h"
 #include "gc_train.h"
 #include "test_util.h"
@@ -79,6 +80,108 @@ static void test_order(void) {
     group[3] = 5000;
     CHECK(gc_epoch_order(group, 10, 10, 2, 1, 0, a, &na) == GC_ERR_INVALID_ARG,
           "group out of range");
+}
+
+/* No pair brings a false negative into its batch: within a batch, queries are distinct,
+ * positives are distinct, and no hard negative equals a positive of another pair. */
+static int pairs_ok(const int32_t *order, size_t nb, size_t batch, const gc_pair_groups *g,
+                    size_t n) {
+    unsigned char *used = calloc(n, 1);
+    int ok = 1;
+    for (size_t b = 0; b < nb && ok; b++) {
+        const int32_t *o = order + b * batch;
+        for (size_t i = 0; i < batch && ok; i++) {
+            if (o[i] < 0 || (size_t)o[i] >= n || used[o[i]]) ok = 0;
+            if (!ok) break;
+            used[o[i]] = 1;
+            for (size_t j = 0; j < batch && ok; j++) {
+                if (j == i) continue;
+                if (g->query && g->query[o[i]] == g->query[o[j]]) ok = 0;
+                if (g->positive[o[i]] == g->positive[o[j]]) ok = 0;
+                for (int k = 0; k < g->K; k++)
+                    if (g->negative[(size_t)o[j] * g->K + k] == g->positive[o[i]]) ok = 0;
+            }
+        }
+    }
+    free(used);
+    return ok;
+}
+
+static void test_order_pairs(void) {
+    enum { N = 600, K = 2 };
+    int32_t q[N], p[N], neg[N * K], a[N], b[N];
+    size_t na = 0, nb = 0;
+
+    /* queries and negatives left out: exactly gc_epoch_order */
+    for (int i = 0; i < N; i++) p[i] = (i * 7) % 50;
+    gc_pair_groups only = {NULL, 0, p, NULL, 0, 50};
+    CHECK_OK(gc_epoch_order(p, N, 50, 8, 3, 1, a, &na));
+    CHECK_OK(gc_epoch_order_pairs(&only, N, 8, 3, 1, b, &nb));
+    CHECK(na == nb && memcmp(a, b, na * 8 * sizeof(int32_t)) == 0, "same order as by positives");
+
+    /* every pair's hard negatives are other pairs' positives (mined from the same corpus), and
+     * queries repeat: batches must still be free of false negatives */
+    for (int i = 0; i < N; i++) {
+        q[i] = i % 150;
+        p[i] = i;
+        for (int k = 0; k < K; k++) neg[i * K + k] = (i * 13 + 17 * k + 1) % N;
+    }
+    gc_pair_groups g = {q, 150, p, neg, K, N};
+    CHECK_OK(gc_epoch_order_pairs(&g, N, 16, 9, 0, a, &na));
+    CHECK(pairs_ok(a, na, 16, &g, N), "no false negative in any batch");
+    CHECK(na >= 30, "most pairs still batched: %zu batches of 16 from %d", na, N);
+    /* the same checker notices a batch with a conflict: the plain order has them */
+    gc_pair_groups noq = {NULL, 0, p, NULL, 0, N};
+    CHECK_OK(gc_epoch_order_pairs(&noq, N, 16, 9, 0, b, &nb));
+    CHECK(!pairs_ok(b, nb, 16, &g, N), "ignoring negatives and queries leaves false negatives");
+
+    /* a small case by hand: pair 1's negative is pair 0's positive, pair 2 repeats pair 0's
+     * query, pair 3 is free; in batches of 2, pair 0 can only go with pair 3 */
+    {
+        int32_t hq[4] = {0, 1, 0, 2}, hp[4] = {0, 1, 2, 3}, hn[4] = {4, 0, 5, 6};
+        gc_pair_groups h = {hq, 3, hp, hn, 1, 7};
+        for (uint64_t seed = 0; seed < 20; seed++) {
+            int32_t o[4];
+            size_t k = 0;
+            CHECK_OK(gc_epoch_order_pairs(&h, 4, 2, seed, 0, o, &k));
+            CHECK(pairs_ok(o, k, 2, &h, 4), "seed %llu: a conflicting pair shares a batch",
+                  (unsigned long long)seed);
+            for (size_t j = 0; j < k; j++) {
+                int x = o[2 * j], y = o[2 * j + 1];
+                int lo = x < y ? x : y, hi = x < y ? y : x;
+                CHECK((lo == 0 && hi == 3) || (lo == 1 && hi == 2) || (lo == 1 && hi == 3) ||
+                          (lo == 2 && hi == 3),
+                      "seed %llu: batch {%d, %d}", (unsigned long long)seed, lo, hi);
+            }
+        }
+        /* the reverse direction: a positive equal to a negative already in the batch */
+        int32_t rp[2] = {0, 1}, rn[2] = {1, 2};
+        gc_pair_groups r = {NULL, 0, rp, rn, 1, 3};
+        int32_t o[2];
+        size_t k = 9;
+        for (uint64_t seed = 0; seed < 8; seed++) {
+            CHECK_OK(gc_epoch_order_pairs(&r, 2, 2, seed, 0, o, &k));
+            CHECK(k == 0, "seed %llu: pair 1's positive is pair 0's negative: %zu batches",
+                  (unsigned long long)seed, k);
+        }
+        /* a hard negative equal to the pair's own positive is not the order's business */
+        int32_t sp[2] = {0, 1}, sn[2] = {0, 1};
+        gc_pair_groups self = {NULL, 0, sp, sn, 1, 2};
+        CHECK_OK(gc_epoch_order_pairs(&self, 2, 2, 1, 0, o, &k));
+        CHECK(k == 1, "own negative == own positive still batched: %zu", k);
+    }
+
+    /* bad arguments */
+    neg[5] = N;
+    CHECK(gc_epoch_order_pairs(&g, N, 16, 9, 0, a, &na) == GC_ERR_INVALID_ARG,
+          "negative id out of range");
+    neg[5] = 0;
+    q[2] = -1;
+    CHECK(gc_epoch_order_pairs(&g, N, 16, 9, 0, a, &na) == GC_ERR_INVALID_ARG, "negative query id");
+    q[2] = 2;
+    gc_pair_groups nonneg = {q, 150, p, NULL, K, N};
+    CHECK(gc_epoch_order_pairs(&nonneg, N, 16, 9, 0, a, &na) == GC_ERR_INVALID_ARG,
+          "K without negatives");
 }
 
 static void fix_crc(unsigned char *buf, size_t len) {
@@ -179,6 +282,7 @@ static void test_checkpoint(void) {
 int main(void) {
     test_groups();
     test_order();
+    test_order_pairs();
     test_checkpoint();
     return test_summary("test_train");
 }

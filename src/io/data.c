@@ -1,12 +1,16 @@
-/* data.c: training pairs from JSONL files, plain or gzip-compressed.
+/* data.c: JSONL files, plain or gzip-compressed: training pairs, and one string field of
+ * every line.
  *
- * The whole (decompressed) file is held in memory and cut into lines, so a line may be of any
- * length. Each non-blank line is one JSON object {"query": s, "positive": s, "negatives":
- * [s, ...]?}; anything else about a line is an error reported as "file:line: what". */
+ * A file is read front to back as a stream (so a pipe works as well as a file) and the whole
+ * decompressed text is held in memory and cut into lines, so a line may be of any length.
+ * Each non-blank line is one JSON object: {"query": s, "positive": s, "negatives": [s, ...]?}
+ * for training pairs, or any object holding the requested field; anything else about a line
+ * is an error reported as "file:line: what". */
 #include "gc_io.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -43,28 +47,41 @@ static int is_gzip(const void *buf, size_t len) {
     return len >= 2 && u[0] == 0x1f && u[1] == 0x8b;
 }
 
-/* Read a gzip file through zlib's gz* reader. gzread reports a stream cut short as a short
- * read with Z_BUF_ERROR recorded, not as -1, so gzerror and gzclose must be checked too. */
-static gc_status gunzip_file(int fd, const char *path, growbuf *out) {
+/* Read a file to its end through zlib's gz* reader, which passes plain text through unchanged
+ * and decompresses gzip members; it only reads forward, so pipes work. gzread reports a stream
+ * cut short as a short read with Z_BUF_ERROR recorded, not as -1, so gzerror and gzclose must
+ * be checked too. Takes over fd. */
+static gc_status read_stream(int fd, const char *path, growbuf *out) {
+    struct stat sb;
+    size_t hint = 0; /* a regular file's size: all the room a plain file needs */
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0 &&
+        (uint64_t)sb.st_size < SIZE_MAX / 2)
+        hint = (size_t)sb.st_size + 1;
     gzFile gz = gzdopen(fd, "rb");
     if (!gz) {
         close(fd);
         return gc_set_error(GC_ERR_NOMEM, "%s: cannot start the gzip reader", path);
     }
     gzbuffer(gz, 1 << 17);
+    if (hint && growbuf_reserve(out, hint) != 0) {
+        gzclose_r(gz);
+        return gc_set_error(GC_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, hint);
+    }
     const unsigned chunk = 1u << 20;
     for (;;) {
-        if (growbuf_reserve(out, chunk) != 0) {
+        if (growbuf_reserve(out, 1) != 0) {
             gzclose_r(gz);
-            return gc_set_error(GC_ERR_NOMEM, "%s: out of memory decompressing", path);
+            return gc_set_error(GC_ERR_NOMEM, "%s: out of memory reading", path);
         }
-        int r = gzread(gz, out->p + out->n, chunk);
+        size_t room = out->cap - out->n;
+        int r = gzread(gz, out->p + out->n, room < chunk ? (unsigned)room : chunk);
         if (r < 0) {
             int errnum;
             const char *msg = gzerror(gz, &errnum);
-            gc_status s = gc_set_error(errnum == Z_ERRNO ? GC_ERR_IO : GC_ERR_FORMAT,
-                                       "%s: corrupt gzip stream: %s", path,
-                                       errnum == Z_ERRNO ? strerror(errno) : msg);
+            gc_status s =
+                errnum == Z_ERRNO
+                    ? gc_set_error(GC_ERR_IO, "%s: cannot read: %s", path, strerror(errno))
+                    : gc_set_error(GC_ERR_FORMAT, "%s: corrupt gzip stream: %s", path, msg);
             gzclose_r(gz);
             return s;
         }
@@ -197,54 +214,76 @@ static int is_invalid_utf8(const json_error_t *e) {
 #endif
 }
 
-static gc_status parse_line(gc_pair *pair, const char *text, size_t len, const char *name,
-                            size_t line) {
-    json_error_t jerr;
-    json_t *obj = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (!obj) {
-        if (is_invalid_utf8(&jerr))
-            return line_error(GC_ERR_FORMAT, name, line, "invalid UTF-8 (%s at column %d)",
-                              jerr.text, jerr.column);
-        return line_error(GC_ERR_FORMAT, name, line, "malformed JSON: %s (column %d)", jerr.text,
-                          jerr.column);
+/* The lines of a JSONL text, each parsed as a JSON object and handed to `take`. */
+typedef gc_status (*take_fn)(void *ctx, json_t *obj, const char *name, size_t line);
+
+static int is_blank(const char *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\f' && p[i] != '\v') return 0;
+    return 1;
+}
+
+static gc_status each_object(const char *buf, size_t len, const char *name, take_fn take,
+                             void *ctx) {
+    size_t line = 0;
+    const char *p = buf, *end = buf + len;
+    while (p < end) {
+        line++;
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        size_t n = (size_t)(le - p);
+        if (memchr(p, '\0', n))
+            return line_error(GC_ERR_FORMAT, name, line, "NUL byte in the line");
+        if (!is_blank(p, n)) {
+            json_error_t jerr;
+            json_t *obj = json_loadb(p, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+            if (!obj) {
+                if (is_invalid_utf8(&jerr))
+                    return line_error(GC_ERR_FORMAT, name, line, "invalid UTF-8 (%s at column %d)",
+                                      jerr.text, jerr.column);
+                return line_error(GC_ERR_FORMAT, name, line, "malformed JSON: %s (column %d)",
+                                  jerr.text, jerr.column);
+            }
+            gc_status s = json_is_object(obj)
+                              ? take(ctx, obj, name, line)
+                              : line_error(GC_ERR_FORMAT, name, line, "not a JSON object");
+            json_decref(obj);
+            if (s != GC_OK) return s;
+        }
+        p = nl ? nl + 1 : end;
     }
-    gc_status s = GC_OK;
+    return GC_OK;
+}
+
+/* ---- training pairs ---- */
+
+static gc_status pair_from(gc_pair *pair, json_t *obj, const char *name, size_t line) {
     const json_t *q = NULL, *p = NULL;
-    json_t *negs = NULL;
-    if (!json_is_object(obj)) {
-        s = line_error(GC_ERR_FORMAT, name, line, "not a JSON object");
-        goto done;
-    }
-    if ((s = get_text(obj, "query", name, line, &q)) != GC_OK) goto done;
-    if ((s = get_text(obj, "positive", name, line, &p)) != GC_OK) goto done;
-    negs = json_object_get(obj, "negatives");
+    gc_status s;
+    if ((s = get_text(obj, "query", name, line, &q)) != GC_OK) return s;
+    if ((s = get_text(obj, "positive", name, line, &p)) != GC_OK) return s;
+    json_t *negs = json_object_get(obj, "negatives");
     if (negs) {
-        if (!json_is_array(negs)) {
-            s = line_error(GC_ERR_FORMAT, name, line, "\"negatives\" is not an array of strings");
-            goto done;
-        }
-        if (json_array_size(negs) > INT_MAX) {
-            s = line_error(GC_ERR_FORMAT, name, line, "too many negatives");
-            goto done;
-        }
+        if (!json_is_array(negs))
+            return line_error(GC_ERR_FORMAT, name, line,
+                              "\"negatives\" is not an array of strings");
+        if (json_array_size(negs) > INT_MAX)
+            return line_error(GC_ERR_FORMAT, name, line, "too many negatives");
         for (size_t k = 0; k < json_array_size(negs); k++) {
             json_t *v = json_array_get(negs, k);
-            if (!json_is_string(v)) {
-                s = line_error(
+            if (!json_is_string(v))
+                return line_error(
                     GC_ERR_FORMAT, name, line,
                     "\"negatives\"[%zu] is not a string (negatives must be an array of strings)",
                     k);
-                goto done;
-            }
-            if (json_string_length(v) == 0) {
-                s = line_error(GC_ERR_FORMAT, name, line, "\"negatives\"[%zu] is empty", k);
-                goto done;
-            }
+            if (json_string_length(v) == 0)
+                return line_error(GC_ERR_FORMAT, name, line, "\"negatives\"[%zu] is empty", k);
         }
     }
     pair->query = copy_string(q);
     pair->positive = copy_string(p);
     int nn = negs ? (int)json_array_size(negs) : 0;
+    s = GC_OK;
     if (nn) {
         pair->negatives = calloc((size_t)nn, sizeof *pair->negatives);
         if (pair->negatives) {
@@ -258,16 +297,29 @@ static gc_status parse_line(gc_pair *pair, const char *text, size_t len, const c
         }
     }
     if (!pair->query || !pair->positive || s == GC_ERR_NOMEM)
-        s = line_error(GC_ERR_NOMEM, name, line, "out of memory");
-done:
-    json_decref(obj);
-    return s;
+        return line_error(GC_ERR_NOMEM, name, line, "out of memory");
+    return GC_OK;
 }
 
-static int is_blank(const char *p, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\f' && p[i] != '\v') return 0;
-    return 1;
+typedef struct pair_list {
+    gc_dataset *d;
+    size_t cap;
+} pair_list;
+
+static gc_status take_pair(void *ctx, json_t *obj, const char *name, size_t line) {
+    pair_list *l = ctx;
+    gc_dataset *d = l->d;
+    if (d->n == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 1024;
+        gc_pair *np = realloc(d->pairs, ncap * sizeof *np);
+        if (!np) return line_error(GC_ERR_NOMEM, name, line, "out of memory");
+        d->pairs = np;
+        l->cap = ncap;
+    }
+    gc_pair *pair = &d->pairs[d->n];
+    memset(pair, 0, sizeof *pair);
+    d->n++; /* counted even on failure, so gc_dataset_free releases its strings */
+    return pair_from(pair, obj, name, line);
 }
 
 static gc_status parse_jsonl(gc_dataset **out, const char *buf, size_t len, const char *name) {
@@ -279,37 +331,8 @@ static gc_status parse_jsonl(gc_dataset **out, const char *buf, size_t len, cons
         return gc_set_error(GC_ERR_NOMEM, "%s: out of memory", name);
     }
     d->path = path;
-    size_t cap = 0, line = 0;
-    const char *p = buf, *end = buf + len;
-    gc_status s = GC_OK;
-    while (p < end) {
-        line++;
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl ? nl : end;
-        size_t n = (size_t)(le - p);
-        if (memchr(p, '\0', n)) {
-            s = line_error(GC_ERR_FORMAT, name, line, "NUL byte in the line");
-            break;
-        }
-        if (!is_blank(p, n)) {
-            if (d->n == cap) {
-                size_t ncap = cap ? cap * 2 : 1024;
-                gc_pair *np = realloc(d->pairs, ncap * sizeof *np);
-                if (!np) {
-                    s = line_error(GC_ERR_NOMEM, name, line, "out of memory");
-                    break;
-                }
-                d->pairs = np;
-                cap = ncap;
-            }
-            gc_pair *pair = &d->pairs[d->n];
-            memset(pair, 0, sizeof *pair);
-            s = parse_line(pair, p, n, name, line);
-            d->n++; /* counted even on failure, so gc_dataset_free releases its strings */
-            if (s != GC_OK) break;
-        }
-        p = nl ? nl + 1 : end;
-    }
+    pair_list l = {d, 0};
+    gc_status s = each_object(buf, len, name, take_pair, &l);
     if (s == GC_OK && d->n == 0) s = gc_set_error(GC_ERR_FORMAT, "%s: no pairs (empty file)", name);
     if (s != GC_OK) {
         gc_dataset_free(d);
@@ -319,15 +342,38 @@ static gc_status parse_jsonl(gc_dataset **out, const char *buf, size_t len, cons
     return GC_OK;
 }
 
+/* ---- whole files ---- */
+
+/* The decompressed text of a buffer: `buf` itself when it is not gzip, else `plain`. */
+static gc_status memory_text(const void *buf, size_t len, const char *name, growbuf *plain,
+                             const char **text, size_t *tlen) {
+    if (!is_gzip(buf, len)) {
+        *text = len ? buf : "";
+        *tlen = len;
+        return GC_OK;
+    }
+    gc_status s = gunzip_memory(buf, len, name, plain);
+    *text = plain->p ? plain->p : "";
+    *tlen = plain->n;
+    return s;
+}
+
+static gc_status file_text(const char *path, growbuf *out) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return gc_set_error(GC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    return read_stream(fd, path, out);
+}
+
 gc_status gc_dataset_load_memory(gc_dataset **out, const void *buf, size_t len, const char *name) {
     if (!out || (!buf && len))
         return gc_set_error(GC_ERR_INVALID_ARG, "gc_dataset_load_memory: NULL argument");
     *out = NULL;
     if (!name) name = "<memory>";
-    if (!is_gzip(buf, len)) return parse_jsonl(out, len ? buf : "", len, name);
     growbuf plain = {0};
-    gc_status s = gunzip_memory(buf, len, name, &plain);
-    if (s == GC_OK) s = parse_jsonl(out, plain.p ? plain.p : "", plain.n, name);
+    const char *text;
+    size_t tlen;
+    gc_status s = memory_text(buf, len, name, &plain, &text, &tlen);
+    if (s == GC_OK) s = parse_jsonl(out, text, tlen, name);
     free(plain.p);
     return s;
 }
@@ -335,30 +381,85 @@ gc_status gc_dataset_load_memory(gc_dataset **out, const void *buf, size_t len, 
 gc_status gc_dataset_load(gc_dataset **out, const char *path) {
     if (!out || !path) return gc_set_error(GC_ERR_INVALID_ARG, "gc_dataset_load: NULL argument");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return gc_set_error(GC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    unsigned char magic[2];
-    ssize_t got;
-    do got = pread(fd, magic, 2, 0);
-    while (got < 0 && errno == EINTR);
-    if (got < 0) {
-        int e = errno;
-        close(fd);
-        return gc_set_error(GC_ERR_IO, "%s: cannot read: %s", path, strerror(e));
+    growbuf text = {0};
+    gc_status s = file_text(path, &text);
+    if (s == GC_OK) s = parse_jsonl(out, text.p ? text.p : "", text.n, path);
+    free(text.p);
+    return s;
+}
+
+/* ---- one field of every line ---- */
+
+typedef struct field_list {
+    const char *field;
+    char **v;
+    size_t n, cap;
+} field_list;
+
+static gc_status take_field(void *ctx, json_t *obj, const char *name, size_t line) {
+    field_list *l = ctx;
+    json_t *v = json_object_get(obj, l->field);
+    if (!v) return line_error(GC_ERR_FORMAT, name, line, "missing \"%s\"", l->field);
+    if (!json_is_string(v))
+        return line_error(GC_ERR_FORMAT, name, line, "\"%s\" is not a string", l->field);
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 1024;
+        char **nv = realloc(l->v, ncap * sizeof *nv);
+        if (!nv) return line_error(GC_ERR_NOMEM, name, line, "out of memory");
+        l->v = nv;
+        l->cap = ncap;
     }
-    if (!is_gzip(magic, (size_t)got)) {
-        close(fd);
-        char *text;
-        size_t len;
-        gc_status s = gc_read_file(path, &text, &len);
-        if (s != GC_OK) return s;
-        s = parse_jsonl(out, text, len, path);
-        free(text);
+    if (!(l->v[l->n] = copy_string(v)))
+        return line_error(GC_ERR_NOMEM, name, line, "out of memory");
+    l->n++;
+    return GC_OK;
+}
+
+void gc_jsonl_free(char **values, size_t n) {
+    if (!values) return;
+    for (size_t i = 0; i < n; i++) free(values[i]);
+    free(values);
+}
+
+static gc_status read_field(const char *text, size_t len, const char *name, const char *field,
+                            char ***values, size_t *n) {
+    field_list l = {field, NULL, 0, 0};
+    gc_status s = each_object(text, len, name, take_field, &l);
+    if (s == GC_OK && l.n == 0)
+        s = gc_set_error(GC_ERR_FORMAT, "%s: no lines with \"%s\" (empty file)", name, field);
+    if (s != GC_OK) {
+        gc_jsonl_free(l.v, l.n);
         return s;
     }
+    *values = l.v;
+    *n = l.n;
+    return GC_OK;
+}
+
+gc_status gc_jsonl_read_field_memory(const void *buf, size_t len, const char *name,
+                                     const char *field, char ***values, size_t *n) {
+    if ((!buf && len) || !field || !values || !n)
+        return gc_set_error(GC_ERR_INVALID_ARG, "gc_jsonl_read_field_memory: NULL argument");
+    *values = NULL;
+    *n = 0;
+    if (!name) name = "<memory>";
     growbuf plain = {0};
-    gc_status s = gunzip_file(fd, path, &plain); /* takes over fd */
-    if (s == GC_OK) s = parse_jsonl(out, plain.p ? plain.p : "", plain.n, path);
+    const char *text;
+    size_t tlen;
+    gc_status s = memory_text(buf, len, name, &plain, &text, &tlen);
+    if (s == GC_OK) s = read_field(text, tlen, name, field, values, n);
     free(plain.p);
+    return s;
+}
+
+gc_status gc_jsonl_read_field(const char *path, const char *field, char ***values, size_t *n) {
+    if (!path || !field || !values || !n)
+        return gc_set_error(GC_ERR_INVALID_ARG, "gc_jsonl_read_field: NULL argument");
+    *values = NULL;
+    *n = 0;
+    growbuf text = {0};
+    gc_status s = file_text(path, &text);
+    if (s == GC_OK) s = read_field(text.p ? text.p : "", text.n, path, field, values, n);
+    free(text.p);
     return s;
 }

@@ -1,6 +1,6 @@
 # test_cli_basic.sh: every subcommand on a tiny model made by `gradcache init`: help and
 # version, init, encode, eval, train (plain, hard negatives, accumulation, learnable
-# temperature, symmetric, --dev), and the shape of what each writes.
+# temperature, symmetric, --dev, data through a pipe), and the shape of what each writes.
 . "$(dirname "$0")/lib.sh"
 
 # ---- help and version: stdout, exit 0, every advertised option accepted ----
@@ -48,6 +48,8 @@ check "batch size does not change embeddings much" test "$(stat -c %s "$TMP/q2.n
 printf '{"text": "alpha beta"}\n\n{"text": "gamma", "x": 1}\n' > "$TMP/texts.jsonl"
 ok "encode any field, blank lines skipped" "$G" encode --model "$TMP/tiny" --input "$TMP/texts.jsonl" --field text --out "$TMP/t.npy"
 check "encode 2 rows" grep -qa "'shape': (2, 32)" "$TMP/t.npy"
+ok "encode from a pipe" "$G" encode --model "$TMP/tiny" --input <(zcat "$TMP/pairs.jsonl.gz") --field query --out "$TMP/q3.npy" --threads 1
+check "a pipe gives the same embeddings" cmp -s "$TMP/q.npy" "$TMP/q3.npy"
 
 # ---- eval ----
 ok "eval" "$G" eval --model "$TMP/tiny" --data "$FIX/pairs.jsonl" --threads 1
@@ -72,6 +74,10 @@ for key in step loss lr temperature grad_norm pairs_per_s; do
     check "log has $key" grep -q "\"$key\": " "$TMP/m1.log"
 done
 check "weights changed" not cmp -s "$TMP/tiny/model.safetensors" "$TMP/m1/model.safetensors"
+ok "train from a pipe" "$G" train --model "$TMP/tiny" --train <(zcat "$TMP/pairs.jsonl.gz") --out "$TMP/m1p" \
+    --batch-size 16 --chunk-size 5 --steps 3 --threads 1
+check "a pipe trains the same model" cmp -s "$TMP/m1/model.safetensors" "$TMP/m1p/model.safetensors"
+ok "eval from a pipe" "$G" eval --model "$TMP/tiny" --data <(cat "$TMP/pairs.jsonl.gz") --threads 1
 ok "trained model evaluates" "$G" eval --model "$TMP/m1" --data "$FIX/pairs.jsonl" --threads 1
 fails "an existing run is not overwritten" 1 "resume" "$G" train --model "$TMP/tiny" --train "$FIX/pairs.jsonl" --out "$TMP/m1" --batch-size 16 --steps 1
 

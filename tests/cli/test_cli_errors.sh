@@ -86,6 +86,12 @@ fails "eval --k x" 2 "--k" "$G" eval --model "$TMP/tiny" --data "$D" --k x
 fails "encode --batch-size 0" 2 "batch-size" "$G" encode --model "$TMP/tiny" --input "$D" --field query --out "$TMP/x.npy" --batch-size 0
 fails "batch larger than the data" 2 "larger than the data" "$G" train --model "$TMP/tiny" --train "$D" --out "$TMP/o1" --batch-size 65 --steps 1
 fails "batch larger than the distinct positives" 2 "distinct positives" "$G" train --model "$TMP/tiny" --train "$D" --out "$TMP/o1" --batch-size 64 --steps 1
+# pair 2's hard negative is pair 1's positive, so all four pairs never share one batch
+printf '{"query": "q one", "positive": "alpha", "negatives": ["x"]}\n{"query": "q two", "positive": "beta", "negatives": ["alpha"]}\n{"query": "q three", "positive": "gamma", "negatives": ["y"]}\n{"query": "q four", "positive": "delta", "negatives": ["z"]}\n' > "$TMP/falseneg.jsonl"
+fails "a hard negative equal to another pair's positive" 2 "hard negative equal to another pair's positive" "$G" train --model "$TMP/tiny" --train "$TMP/falseneg.jsonl" --out "$TMP/o1" --batch-size 4 --steps 1
+ok "batches that keep them apart" "$G" train --model "$TMP/tiny" --train "$TMP/falseneg.jsonl" --out "$TMP/o1" --batch-size 2 --epochs 1 --threads 1 --log "$TMP/falseneg.log"
+check "one epoch of 2 batches, or 1 when the order strands a pair" grep -qE '"step": [12], "epoch": 0' "$TMP/falseneg.log"
+rm -rf "$TMP/o1"
 check "no --out after these" test ! -e "$TMP/o1"
 
 # ---- output folders ----
