@@ -5,7 +5,7 @@
 # while only 64 sequences' activations are in memory at once.
 #
 # Sized for about 10 minutes on 2 cores; override with environment variables:
-#   DEMO_STEPS (5)   optimizer steps of 1024 pairs
+#   DEMO_STEPS (8)   optimizer steps of 1024 pairs
 #   DEMO_DEV (5472)  dev pairs evaluated (the first N of data/debian-pkgs/dev.jsonl.gz,
 #                    all of it by default)
 #   DEMO_LR (1e-4)   peak learning rate (linear decay)
@@ -18,7 +18,7 @@ BUILD="${BUILD:-$ROOT/build}"
 G="$BUILD/gradcache"
 MODEL="$ROOT/models/all-MiniLM-L6-v2"
 DATA="$ROOT/data/debian-pkgs"
-STEPS="${DEMO_STEPS:-5}"
+STEPS="${DEMO_STEPS:-8}"
 DEV_N="${DEMO_DEV:-5472}"
 LR="${DEMO_LR:-1e-4}"
 OUT="${DEMO_OUT:-$ROOT/out/demo}"
