@@ -52,9 +52,10 @@ void gc_clear_error(void);
  * C (M,N) = op(A) (M,K) @ op(B) (K,N)            when accumulate == 0
  * C (M,N) += op(A) (M,K) @ op(B) (K,N)           when accumulate != 0
  * op(A) is A (M,K) when trans_a == 0, else A is stored (K,M) and transposed; likewise for B
- * ((K,N) or stored (N,K)). Row-major, contiguous. Backed by oneDNN (primitives cached by
- * shape); gc_matmul_ref is the plain reference kept beside it. M, N or K of 0 is a no-op
- * (K == 0 with accumulate == 0 zeroes C). */
+ * ((K,N) or stored (N,K)). Row-major, contiguous. Backed by oneDNN's matmul primitive, built
+ * once per (trans_a, trans_b, accumulate) with runtime sizes and reused for every shape; tiny
+ * products (M*N*K <= 32768) run in plain loops. gc_matmul_ref is the plain reference kept
+ * beside it. M, N or K of 0 is a no-op (K == 0 with accumulate == 0 zeroes C). */
 gc_status gc_matmul(float *C, const float *A, const float *B, int M, int N, int K, int trans_a,
                     int trans_b, int accumulate);
 void gc_matmul_ref(float *C, const float *A, const float *B, int M, int N, int K, int trans_a,
