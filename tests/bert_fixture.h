@@ -3,6 +3,10 @@
 #ifndef GC_BERT_FIXTURE_H
 #define GC_BERT_FIXTURE_H
 
+#include "gc_bert.h"
+#include "test_util.h"
+
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +97,43 @@ static const int32_t *fx_i32(const fx_file *f, const char *name, size_t *numel) 
     if (!t || t->dtype != 1) return NULL;
     if (numel) *numel = t->numel;
     return t->data;
+}
+
+
+/* Compare every parameter gradient of m with the fixture's "grad.<name>" tensors: the max
+ * relative error per tensor, printed, each checked against tol. A reference that is zero up to
+ * rounding (the key biases: softmax ignores a shift shared by a row) is measured against the
+ * largest gradient of the fixture instead. Returns how many tensors were compared. */
+static inline int fx_check_grads(const fx_file *fx, gc_bert *m, double tol) {
+    double gmax = 0;
+    for (int i = 0; i < fx->n; i++)
+        if (strncmp(fx->t[i].name, "grad.", 5) == 0 && fx->t[i].dtype == 0)
+            for (size_t k = 0; k < fx->t[i].numel; k++)
+                gmax = fmax(gmax, fabs(((const float *)fx->t[i].data)[k]));
+    int matched = 0;
+    for (int i = 0; i < gc_bert_num_tensors(m); i++) {
+        const char *name;
+        size_t offset, count, n = 0;
+        CHECK_OK(gc_bert_tensor_info(m, i, &name, &offset, &count));
+        char key[128];
+        snprintf(key, sizeof key, "grad.%s", name);
+        const float *ref = fx_f32(fx, key, &n);
+        if (!ref || n != count) {
+            CHECK(0, "%s missing or wrong size", key);
+            continue;
+        }
+        const float *ours = gc_bert_grads(m) + offset;
+        double rmax = 0, dmax = 0;
+        for (size_t k = 0; k < count; k++) {
+            rmax = fmax(rmax, fabs(ref[k]));
+            dmax = fmax(dmax, fabs((double)ours[k] - ref[k]));
+        }
+        double err = rmax < 1e-3 * gmax ? dmax / gmax : dmax / rmax;
+        printf("  %-55s max rel err %.3e%s\n", name, err, err <= tol ? "" : "  <-- FAIL");
+        CHECK(err <= tol, "%s: %.3e", name, err);
+        matched++;
+    }
+    return matched;
 }
 
 #endif

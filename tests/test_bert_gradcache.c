@@ -87,36 +87,7 @@ int main(void) {
                (double)ref_loss[0]);
         CHECK(fabs(stats.loss - ref_loss[0]) <= TOL * fabs(ref_loss[0]), "loss");
     }
-    double gmax = 0;
-    for (int i = 0; i < fx.n; i++)
-        if (strncmp(fx.t[i].name, "grad.", 5) == 0 && fx.t[i].dtype == 0)
-            for (size_t k = 0; k < fx.t[i].numel; k++)
-                gmax = fmax(gmax, fabs(((const float *)fx.t[i].data)[k]));
-    int matched = 0;
-    for (int i = 0; i < gc_bert_num_tensors(m); i++) {
-        const char *name;
-        size_t offset, count, n = 0;
-        CHECK_OK(gc_bert_tensor_info(m, i, &name, &offset, &count));
-        char key[128];
-        snprintf(key, sizeof key, "grad.%s", name);
-        const float *ref = fx_f32(&fx, key, &n);
-        if (!ref || n != count) {
-            CHECK(0, "%s missing", key);
-            continue;
-        }
-        const float *ours = gc_bert_grads(m) + offset;
-        double rmax = 0, dmax = 0;
-        for (size_t k = 0; k < count; k++) {
-            rmax = fmax(rmax, fabs(ref[k]));
-            dmax = fmax(dmax, fabs((double)ours[k] - ref[k]));
-        }
-        /* a reference that is zero up to rounding (the key biases) is measured against the
-         * largest gradient */
-        double err = rmax < 1e-3 * gmax ? dmax / gmax : dmax / rmax;
-        printf("  %-55s max rel err %.3e%s\n", name, err, err <= TOL ? "" : "  <-- FAIL");
-        CHECK(err <= TOL, "%s: %.3e", name, err);
-        matched++;
-    }
+    int matched = fx_check_grads(&fx, m, TOL);
     CHECK(matched == gc_bert_num_tensors(m) && matched == 37, "%d tensors", matched);
 
     /* dropout on: gradient cache (chunks of 2, of 3 and 5) equals no-cache */
