@@ -100,6 +100,29 @@ static const int32_t *fx_i32(const fx_file *f, const char *name, size_t *numel) 
 }
 
 
+
+/* One side (queries "q" or passages "p") of the fixture's padded batch as a gc_token_batch:
+ * ids point into the fixture, offsets are widened to int64 here. */
+typedef struct side_in {
+    gc_token_batch tb;
+    int64_t offsets[64];
+} side_in;
+
+static inline int side_load(side_in *s, const fx_file *fx, const char *side) {
+    char name[32];
+    size_t n_ids = 0, n_off = 0;
+    snprintf(name, sizeof name, "%s_ids", side);
+    const int32_t *ids = fx_i32(fx, name, &n_ids);
+    snprintf(name, sizeof name, "%s_offsets", side);
+    const int32_t *off = fx_i32(fx, name, &n_off);
+    if (!ids || !off || n_off > 64) return -1;
+    for (size_t i = 0; i < n_off; i++) s->offsets[i] = off[i];
+    s->tb.n = (int)n_off - 1;
+    s->tb.ids = ids;
+    s->tb.offsets = s->offsets;
+    return 0;
+}
+
 /* Compare every parameter gradient of m with the fixture's "grad.<name>" tensors: the max
  * relative error per tensor, printed, each checked against tol. A reference that is zero up to
  * rounding (the key biases: softmax ignores a shift shared by a row) is measured against the

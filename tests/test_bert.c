@@ -210,26 +210,6 @@ static void test_math(void) {
 /* ------------------------------------------------------------------------------------------ */
 /* the fixture model against PyTorch */
 
-typedef struct side_in {
-    gc_token_batch tb;
-    int64_t *offsets;
-} side_in;
-
-static int side_load(side_in *s, const fx_file *fx, const char *side) {
-    char name[32];
-    size_t n_ids = 0, n_off = 0;
-    snprintf(name, sizeof name, "%s_ids", side);
-    const int32_t *ids = fx_i32(fx, name, &n_ids);
-    snprintf(name, sizeof name, "%s_offsets", side);
-    const int32_t *off = fx_i32(fx, name, &n_off);
-    if (!ids || !off) return -1;
-    s->offsets = malloc(sizeof(int64_t) * n_off);
-    for (size_t i = 0; i < n_off; i++) s->offsets[i] = off[i];
-    s->tb.n = (int)n_off - 1;
-    s->tb.ids = ids;
-    s->tb.offsets = s->offsets;
-    return 0;
-}
 
 static gc_encode_args args_for(const side_in *s, int side, int first, int count, int train,
                                int slot, uint32_t step) {
@@ -352,8 +332,6 @@ static void test_fixture(void) {
     /* encode borrowed slot 0: a backward of slot 0 must now be refused */
     CHECK(enc.ops->backward(enc.ctx, &aq, dq) == GC_ERR_INVALID_ARG, "stale slot refused");
 
-    free(q.offsets);
-    free(p.offsets);
     gc_bert_free(m);
     fx_free(&fx);
 }
@@ -414,7 +392,6 @@ static void test_chunking(void) {
     CHECK(max_rel_err(other, whole, (size_t)B * C) > 1e-3, "the step changes the masks");
 
     free(g_whole);
-    free(p.offsets);
     gc_bert_free(m);
     fx_free(&fx);
 }
@@ -471,7 +448,6 @@ static void test_inference(void) {
     CHECK_OK(enc.ops->backward(enc.ctx, &a, dr));
     report("forward after the inference reservation", max_rel_err(fwd, enc_train[0], (size_t)B * C),
            1e-6);
-    free(p.offsets);
     gc_bert_free(m);
     fx_free(&fx);
 }

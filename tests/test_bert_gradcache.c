@@ -16,25 +16,6 @@
 #define TINY_REF GC_SOURCE_DIR "/tests/fixtures/bert/tiny_ref.bin"
 #define TOL 1e-4
 
-typedef struct side_in {
-    gc_token_batch tb;
-    int64_t offsets[64];
-} side_in;
-
-static int side_load(side_in *s, const fx_file *fx, const char *side) {
-    char name[32];
-    size_t n_ids = 0, n_off = 0;
-    snprintf(name, sizeof name, "%s_ids", side);
-    const int32_t *ids = fx_i32(fx, name, &n_ids);
-    snprintf(name, sizeof name, "%s_offsets", side);
-    const int32_t *off = fx_i32(fx, name, &n_off);
-    if (!ids || !off || n_off > 64) return -1;
-    for (size_t i = 0; i < n_off; i++) s->offsets[i] = off[i];
-    s->tb.n = (int)n_off - 1;
-    s->tb.ids = ids;
-    s->tb.offsets = s->offsets;
-    return 0;
-}
 
 /* One engine step; the gradient lands in the model's gradient buffer. */
 static gc_status step(gc_bert *m, int qchunk, int pchunk, int no_cache, const side_in *q,
