@@ -41,16 +41,25 @@ int main(int argc, char **argv) {
     gc_loss_config cfg = {0.05f, 0, 0, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--cosine")) cfg.cosine = 1;
-        else if (!strcmp(a, "--symmetric")) cfg.symmetric = 1;
-        else if (!strcmp(a, "--batch") && v) B = atoi(v), i++;
-        else if (!strcmp(a, "--dim") && v) d = atoi(v), i++;
-        else if (!strcmp(a, "--negatives") && v) K = atoi(v), i++;
-        else if (!strcmp(a, "--tile") && v) cfg.tile = atoi(v), i++;
-        else if (!strcmp(a, "--temperature") && v) cfg.temperature = (float)atof(v), i++;
+        if (!strcmp(a, "--cosine"))
+            cfg.cosine = 1;
+        else if (!strcmp(a, "--symmetric"))
+            cfg.symmetric = 1;
+        else if (!strcmp(a, "--batch") && v)
+            B = atoi(v), i++;
+        else if (!strcmp(a, "--dim") && v)
+            d = atoi(v), i++;
+        else if (!strcmp(a, "--negatives") && v)
+            K = atoi(v), i++;
+        else if (!strcmp(a, "--tile") && v)
+            cfg.tile = atoi(v), i++;
+        else if (!strcmp(a, "--temperature") && v)
+            cfg.temperature = (float)atof(v), i++;
         else {
-            fprintf(stderr, "usage: %s [--cosine] [--symmetric] [--batch B] [--dim d] "
-                            "[--negatives K] [--tile T] [--temperature tau]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s [--cosine] [--symmetric] [--batch B] [--dim d] "
+                    "[--negatives K] [--tile T] [--temperature tau]\n",
+                    argv[0]);
             return 2;
         }
     }

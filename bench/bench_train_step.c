@@ -74,7 +74,6 @@ int main(int argc, char **argv) {
     const gc_bert_config *cfg = gc_bert_get_config(m);
     int maxlen = qlen > plen ? qlen : plen;
     if (no_cache) chunk = batch;
-    if ((st = gc_bert_reserve(m, chunk, maxlen, no_cache ? 2 : 1))) return fail("reserve", st);
 
     uint64_t rng = 42;
     gc_token_batch qb, pb;
@@ -92,6 +91,7 @@ int main(int argc, char **argv) {
     ec.query_chunk = chunk;
     ec.passage_chunk = chunk;
     ec.no_cache = no_cache;
+    ec.max_len = maxlen; /* the engine reserves the model's buffers for its chunks */
     ec.loss.temperature = 0.05f;
     ec.seed = 1;
     gc_engine *e = NULL;

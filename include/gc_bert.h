@@ -64,7 +64,11 @@ gc_status gc_bert_reserve_inference(gc_bert *m, int max_chunk, int max_len);
  * the model: gc_encoder_free on it does nothing to m. */
 gc_encoder gc_bert_encoder(gc_bert *m);
 
-/* Flat parameter and gradient buffers and their size (the optimizer's view). */
+/* The model's parameter store: a host store over the buffers below, owning the optimizer
+ * state (valid while m lives; gc_bert_free releases it). The encoder's store is this one. */
+gc_param_store gc_bert_store(gc_bert *m);
+
+/* Flat parameter and gradient buffers and their size (the store's host memory). */
 size_t gc_bert_num_params(const gc_bert *m);
 float *gc_bert_params(gc_bert *m);
 float *gc_bert_grads(gc_bert *m);

@@ -4,7 +4,10 @@
  * document by dot product (normalize the embeddings first for cosine). Scores are computed in
  * blocks through gc_matmul and only a top-`depth` heap per query of the current query block is
  * kept, so memory is O(block^2 + block * depth), never nq x nd. Ranking is by score, higher
- * first; equal scores rank the lower document index first (a stable sort's order). */
+ * first; equal scores rank the lower document index first (a stable sort's order).
+ *
+ * gc_encode_sequences and gc_eval_pairs produce the embeddings through any encoder
+ * (gc_encoder.h) from token-id sequences. */
 #ifndef GC_EVAL_H
 #define GC_EVAL_H
 
@@ -42,6 +45,20 @@ gc_status gc_eval_retrieval(const float *q, const float *docs, int nq, int nd, i
  * directly (full nq x nd work, nothing stored). Same arguments and tie rule. */
 gc_status gc_eval_retrieval_ref(const float *q, const float *docs, int nq, int nd, int d,
                                 const int *ks, int nk, gc_retrieval_metrics *out, int *ranks);
+
+/* ---- encoding and evaluating pairs through an encoder ---- */
+
+/* Embeddings (n, dim) of the sequences of tb through enc's encode (no dropout), `batch`
+ * sequences per call (the encoder must hold that many of the longest; sequences are grouped by
+ * length so a call's lengths are similar). out is (tb->n, dim) in tb's order. */
+gc_status gc_encode_sequences(gc_encoder *enc, const gc_token_batch *tb, int batch, float *out);
+/* L2-normalize rows in place (zero rows stay zero). */
+void gc_normalize_rows(float *x, size_t rows, int dim);
+/* Encode every query and positive, normalize (cosine) and rank each query's positive among all
+ * positives (gc_eval_retrieval). */
+gc_status gc_eval_pairs(gc_encoder *enc, const gc_token_batch *queries,
+                        const gc_token_batch *positives, int batch, const int *ks, int nk,
+                        gc_retrieval_metrics *out);
 
 #ifdef __cplusplus
 }

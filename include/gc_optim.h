@@ -8,7 +8,7 @@
 #ifndef GC_OPTIM_H
 #define GC_OPTIM_H
 
-#include "gradcache.h"
+#include "gc_core.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,8 +41,6 @@ int gc_optim_default_decay(const char *tensor_name);
  * multiplied by grad_scale first (the clipping factor; 1 for none). Increments the step
  * count (AdamW's bias correction uses it). */
 void gc_optim_step(gc_optim *o, float *params, const float *grads, float lr, float grad_scale);
-/* The plain reference loop (double arithmetic per element), kept beside gc_optim_step. */
-void gc_optim_step_ref(gc_optim *o, float *params, const float *grads, float lr, float grad_scale);
 
 /* Checkpoint view of the state: the number of state floats (2n for AdamW, 0 for SGD), the
  * buffer itself (NULL for SGD), the step count. */
@@ -64,7 +62,10 @@ float gc_lr_at(gc_schedule s, float base_lr, uint64_t step, uint64_t warmup, uin
 
 /* ---- gradient clipping ---- */
 
-/* The global L2 norm of a set of gradient buffers (computed in double). */
+/* Sum of squares of one buffer in double, in a fixed order whatever the thread count. */
+double gc_grad_sq_sum(const float *g, size_t n);
+/* The global L2 norm of a set of gradient buffers (computed in double): the square root of the
+ * sum of their gc_grad_sq_sum. */
 double gc_grad_norm(const float *const *bufs, const size_t *counts, int nbufs);
 /* The factor clip_grad_norm_ multiplies gradients by: max_norm / (norm + 1e-6) when that is
  * below 1, else 1; max_norm <= 0 disables clipping (1). */

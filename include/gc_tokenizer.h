@@ -44,6 +44,23 @@ void gc_tokenizer_free(gc_tokenizer *t);
 gc_status gc_tokenizer_encode(const gc_tokenizer *t, const char *text, size_t len, int max_len,
                               int32_t *ids, int *n);
 
+/* Token ids of many texts, tokenized once (OpenMP over texts) and packed: text i is
+ * ids[offsets[i] .. offsets[i+1]). */
+typedef struct gc_token_list {
+    int32_t *ids;
+    int64_t *offsets; /* n + 1 */
+    size_t n;
+    int max_len; /* longest sequence */
+} gc_token_list;
+
+/* On failure *bad gets the index of the first text that failed (gc_last_error() holds the
+ * tokenizer's message) and *out is empty. */
+gc_status gc_tokenize_many(const gc_tokenizer *tok, const char *const *texts, size_t n, int max_len,
+                           gc_token_list *out, size_t *bad);
+void gc_token_list_free(gc_token_list *t);
+/* The list as the encoders' input (a view; n must fit in int). */
+gc_token_batch gc_token_list_batch(const gc_token_list *t);
+
 int gc_tokenizer_vocab_size(const gc_tokenizer *t);
 /* id of a token, or -1 */
 int gc_tokenizer_token_id(const gc_tokenizer *t, const char *token);

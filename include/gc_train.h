@@ -1,6 +1,7 @@
-/* gc_train.h: the pieces of a training run that outlive one step: the data order of an epoch
- * (a seeded shuffle that keeps duplicate positives, and other in-batch false negatives, out of
- * one batch) and the checkpoint file (everything needed to continue a run bit for bit). */
+/* gc_train.h: training runs: the trainer (gc_trainer: accumulation, clipping, learning-rate and
+ * temperature updates, the data order, checkpoints and resume), the data order of an epoch (a
+ * seeded shuffle that keeps duplicate positives, and other in-batch false negatives, out of one
+ * batch) and the checkpoint file (everything needed to continue a run bit for bit). */
 #ifndef GC_TRAIN_H
 #define GC_TRAIN_H
 
@@ -87,6 +88,114 @@ gc_status gc_checkpoint_read(const char *path, gc_checkpoint *ck);
  * tests and fuzzing). On failure *ck is cleared. */
 gc_status gc_checkpoint_parse(const void *buf, size_t len, gc_checkpoint *ck);
 void gc_checkpoint_free(gc_checkpoint *ck);
+
+/* ---- the trainer ----
+ *
+ * A training run over query/positive pairs (with K hard negatives each): every optimizer step
+ * takes the next `batch` pairs of the epoch's order (gc_epoch_order_pairs, so no batch holds a
+ * false negative), runs `accumulation` engine steps over micro-batches of batch/accumulation
+ * pairs, clips the global gradient norm (parameters and log-temperature together), and updates
+ * the parameters and, when learned, log(tau) with the same optimizer and schedule. Parameters,
+ * gradients and optimizer state stay in the encoder's parameter store; a checkpoint copies them
+ * to host memory. Nothing is allocated by a step. */
+
+/* The training pairs, tokenized. Pair i is queries[i], positives[i] and negatives[i*K + k]
+ * (k < K). The texts decide the data order (equal texts are the same example) and the data's
+ * checksum in the resume fingerprint; every array is the caller's and must outlive the trainer. */
+typedef struct gc_train_data {
+    size_t n;                                     /* pairs */
+    int K;                                        /* hard negatives per pair */
+    gc_token_batch queries, positives, negatives; /* n, n and n*K sequences */
+    const char *const *query_text;                /* n */
+    const char *const *positive_text;             /* n */
+    const char *const *negative_text;             /* n*K (NULL when K == 0) */
+} gc_train_data;
+
+typedef struct gc_trainer_config {
+    int batch;           /* pairs per optimizer step (global) */
+    int accumulation;    /* micro-batches per step, each with its own in-batch negatives (>= 1,
+                            divides batch) */
+    int query_chunk;     /* examples per encoder call, query side (capped at the micro-batch) */
+    int passage_chunk;   /* passage side */
+    int no_cache;        /* each side in one pass with activations kept */
+    int max_len;         /* longest sequence any call will see (training, and evaluations
+                            through the same encoder with gc_trainer_encode_batch sequences) */
+    gc_loss_config loss; /* loss.temperature is the initial tau */
+    int learn_temperature;
+    gc_optim_config optim;
+    int (*decay)(const char *tensor_name); /* weight decay per tensor; NULL:
+                                              gc_optim_default_decay */
+    float lr;                              /* peak learning rate */
+    gc_schedule schedule;
+    uint64_t warmup;      /* linear warmup steps */
+    double max_grad_norm; /* <= 0: no clipping */
+    uint64_t steps;       /* length of the run; 0: `epochs` epochs */
+    uint64_t epochs;
+    uint64_t seed;           /* data order and dropout */
+    const char *fingerprint; /* extra "key=value\n" lines a resumed run must match (options the
+                                trainer does not see: max lengths, dropout); may be NULL */
+} gc_trainer_config;
+
+typedef struct gc_trainer gc_trainer;
+
+/* What create found in the data (for the caller's messages). */
+typedef struct gc_trainer_info {
+    uint64_t total_steps;           /* of the whole run */
+    size_t batches_epoch0;          /* full batches of epoch 0 */
+    size_t distinct_positives;      /* distinct positive texts */
+    size_t self_negatives;          /* pairs with a hard negative equal to their own positive */
+    size_t first_self_negative;     /* index of the first such pair */
+    int micro_batch;                /* pairs per engine step */
+    int query_chunk, passage_chunk; /* as capped */
+} gc_trainer_info;
+
+/* After a step. loss and accuracy average the micro-batches. */
+typedef struct gc_train_stats {
+    uint64_t step;  /* optimizer steps done, this one included */
+    uint64_t epoch; /* epoch of this step's batch */
+    double loss, accuracy;
+    double grad_norm;  /* before clipping */
+    float lr;          /* used by this step */
+    float temperature; /* after this step */
+} gc_train_stats;
+
+/* encoder serves both sides (shared weights) unless passage_encoder is another one (two
+ * towers; NULL means shared). comm may be NULL (one process). The trainer does not own the
+ * encoders or the data. Returns GC_ERR_INVALID_ARG with a message when the data cannot make a
+ * batch of that size (fewer pairs or distinct positives than the batch, or no batch free of
+ * false negatives). */
+gc_status gc_trainer_create(gc_trainer **out, const gc_trainer_config *cfg, gc_encoder *encoder,
+                            gc_encoder *passage_encoder, const gc_train_data *data,
+                            const gc_comm *comm);
+void gc_trainer_free(gc_trainer *t);
+const gc_trainer_info *gc_trainer_get_info(const gc_trainer *t);
+
+/* One optimizer step over the next batch of the data order. A non-finite loss or gradient norm
+ * returns GC_ERR_NUMERIC and changes no parameter. */
+gc_status gc_trainer_step(gc_trainer *t, gc_train_stats *stats);
+/* One optimizer step over the given batch (cfg.batch pair indices), outside the data order
+ * (the order's position does not move; dropout uses the current step number). */
+gc_status gc_trainer_step_batch(gc_trainer *t, const int32_t *pairs, gc_train_stats *stats);
+
+/* Optimizer steps done, and the position of the next batch. */
+uint64_t gc_trainer_steps_done(const gc_trainer *t);
+void gc_trainer_position(const gc_trainer *t, uint64_t *epoch, uint64_t *position);
+float gc_trainer_temperature(const gc_trainer *t);
+/* Sequences one encode call may take within the encoder's reservation (for evaluations
+ * between steps). */
+int gc_trainer_encode_batch(const gc_trainer *t);
+/* Every parameter and log(tau) finite? (reads the parameters to host in pieces). */
+gc_status gc_trainer_check_finite(gc_trainer *t);
+
+/* The whole training state to a checkpoint file (atomically): parameters, optimizer moments
+ * and steps, temperature, data position and the fingerprint of everything that decides the
+ * numbers. Refuses (GC_ERR_NUMERIC) when a parameter is not finite. Parameters and state are
+ * copied to host memory here (one host buffer, allocated by the first save). */
+gc_status gc_trainer_save(gc_trainer *t, const char *checkpoint_path);
+/* Continue from a checkpoint: the fingerprint must match (the message names the first line that
+ * differs; total steps may grow), sizes must match; then parameters, optimizer state,
+ * temperature and position are restored. */
+gc_status gc_trainer_resume(gc_trainer *t, const char *checkpoint_path);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,5 @@
 /* cli.h: what the gradcache command line shares between its subcommands: messages and exit
- * codes, the option parser, and loading/encoding with a model folder. */
+ * codes, the option parser, loading a model folder, and the retrieval evaluation. */
 #ifndef GC_CLI_H
 #define GC_CLI_H
 
@@ -9,8 +9,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-
-#define GC_CLI_VERSION "0.1.0"
 
 enum {
     CLI_EXIT_OK = 0,
@@ -59,60 +57,10 @@ int cli_parse_long(const char *cmd, const char *opt, const char *s, long min, lo
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double min, double max,
                      double *out);
 
-/* ---- models and encoding ---- */
+/* ---- models, memory and time ---- */
 
 /* Load a model folder's tokenizer and BERT; prints the error and returns nonzero on failure. */
 int cli_load_model(const char *dir, gc_bert **model, gc_tokenizer **tok);
-
-/* Token ids of many texts, tokenized once (OpenMP over texts) and packed: text i is
- * ids[off[i] .. off[i+1]). */
-typedef struct cli_tokens {
-    int32_t *ids;
-    int64_t *off;
-    size_t n;
-    int max_len; /* longest sequence */
-} cli_tokens;
-
-/* On failure *bad gets the index of the first text that failed and the library's status is
- * returned (gc_last_error() holds the tokenizer's message). */
-gc_status cli_tokenize(const gc_tokenizer *tok, const char *const *texts, size_t n, int max_len,
-                       cli_tokens *out, size_t *bad);
-void cli_tokens_free(cli_tokens *t);
-
-/* ---- training batches by reference ---- */
-
-/* One side of a training batch as rows of tokenized texts, for the engine: rows [0, mb) are
- * texts[idx[i]]; with negatives, row mb + i*K + k is negatives[idx[i]*K + k] (pair i's k-th hard
- * negative). Nothing is copied: the arrays stay the caller's. */
-typedef struct cli_batch_side {
-    const cli_tokens *texts;
-    const cli_tokens *negatives; /* NULL on the query side */
-    const int32_t *idx;          /* mb pair indices */
-    int mb, K;
-} cli_batch_side;
-
-/* An encoder that takes cli_batch_side inputs: each call gathers the token ids of its chunk
- * into one buffer (max_count rows of max_len ids) and passes them on to `inner`. max_rows
- * bounds a side's rows (mb * (1 + K)). */
-typedef struct cli_gather {
-    gc_encoder inner;
-    int32_t *ids;
-    int64_t *off; /* max_rows + 1; only the called range is meaningful */
-    int max_rows, max_count, max_len;
-} cli_gather;
-
-gc_status cli_gather_init(cli_gather *g, gc_encoder inner, int max_rows, int max_count,
-                          int max_len);
-/* The wrapper as an encoder (valid while g lives). */
-gc_encoder cli_gather_encoder(cli_gather *g);
-void cli_gather_free(cli_gather *g);
-
-/* Embeddings (n, dim) of tokenized texts, `batch` sequences per encoder call (the model must
- * be reserved for at least that many sequences of t->max_len tokens), no dropout. */
-gc_status cli_encode_tokens(gc_bert *model, const cli_tokens *t, int batch, float *out);
-
-/* L2-normalize rows in place (zero rows stay zero). */
-void cli_normalize_rows(float *x, size_t rows, int dim);
 
 /* Peak resident memory of this process in MiB (getrusage). */
 double cli_peak_rss_mib(void);
@@ -132,14 +80,10 @@ typedef struct cli_eval_opts {
     int nk;
 } cli_eval_opts;
 
-/* Encode every query and positive, normalize (cosine) and rank each query's positive among
- * all positives. Prints the error and returns nonzero on failure. */
+/* Tokenize the dataset's queries and positives and evaluate them (gc_eval_pairs). Prints the
+ * error and returns nonzero on failure. */
 int cli_eval_dataset(gc_bert *model, const gc_tokenizer *tok, const struct gc_dataset *d,
                      const cli_eval_opts *o, struct gc_retrieval_metrics *out);
-/* The same from texts already tokenized (queries tq, positives tp; the model reserved for
- * `batch` sequences of their longest length). */
-int cli_eval_tokens(gc_bert *model, const cli_tokens *tq, const cli_tokens *tp, int batch,
-                    const int *ks, int nk, struct gc_retrieval_metrics *out);
 /* {"recall@1": ..., "mrr@10": ..., "ndcg@10": ..., "n": ...} without a newline. */
 void cli_metrics_json(const struct gc_retrieval_metrics *m, char *buf, size_t cap);
 /* Parse "1,10,100" into ks (at most GC_EVAL_MAX_K). 0 or CLI_EXIT_USAGE. */

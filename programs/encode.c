@@ -86,45 +86,11 @@ static int model_max_len(const gc_bert *m) {
     return len < 2 ? 2 : len;
 }
 
-int cli_eval_tokens(gc_bert *model, const cli_tokens *tq, const cli_tokens *tp, int batch,
-                    const int *ks, int nk, gc_retrieval_metrics *out) {
-    const size_t n = tq->n;
-    if (n > INT_MAX || tp->n != n)
-        return cli_error("cannot evaluate %zu queries against %zu passages", n, tp->n);
-    gc_encoder enc = gc_bert_encoder(model);
-    const int dim = enc.ops->dim(enc.ctx);
-    float *qe = malloc(n * (size_t)dim * sizeof(float));
-    float *pe = malloc(n * (size_t)dim * sizeof(float));
-    int rc = CLI_EXIT_RUNTIME;
-    if (!qe || !pe) {
-        cli_error("out of memory for %zu embeddings", 2 * n);
-        goto done;
-    }
-    gc_status st = cli_encode_tokens(model, tq, batch, qe);
-    if (st == GC_OK) st = cli_encode_tokens(model, tp, batch, pe);
-    if (st != GC_OK) {
-        cli_fail(st, "encoding");
-        goto done;
-    }
-    cli_normalize_rows(qe, n, dim);
-    cli_normalize_rows(pe, n, dim);
-    st = gc_eval_retrieval(qe, pe, (int)n, (int)n, dim, ks, nk, NULL, out, NULL);
-    if (st != GC_OK) {
-        cli_fail(st, "evaluating");
-        goto done;
-    }
-    rc = 0;
-done:
-    free(qe);
-    free(pe);
-    return rc;
-}
-
 int cli_eval_dataset(gc_bert *model, const gc_tokenizer *tok, const gc_dataset *d,
                      const cli_eval_opts *o, gc_retrieval_metrics *out) {
     const size_t n = d->n;
     const char **qt = malloc(n * sizeof(char *)), **pt = malloc(n * sizeof(char *));
-    cli_tokens tq = {0}, tp = {0};
+    gc_token_list tq = {0}, tp = {0};
     int rc = CLI_EXIT_RUNTIME;
     if (!qt || !pt) {
         cli_error("out of memory for %zu pairs", n);
@@ -134,9 +100,13 @@ int cli_eval_dataset(gc_bert *model, const gc_tokenizer *tok, const gc_dataset *
         qt[i] = d->pairs[i].query;
         pt[i] = d->pairs[i].positive;
     }
+    if (n > INT_MAX) {
+        cli_error("%s: %zu pairs are more than can be evaluated at once", d->path, n);
+        goto done;
+    }
     size_t bad = 0;
-    gc_status st = cli_tokenize(tok, qt, n, o->max_query_len, &tq, &bad);
-    if (st == GC_OK) st = cli_tokenize(tok, pt, n, o->max_passage_len, &tp, &bad);
+    gc_status st = gc_tokenize_many(tok, qt, n, o->max_query_len, &tq, &bad);
+    if (st == GC_OK) st = gc_tokenize_many(tok, pt, n, o->max_passage_len, &tp, &bad);
     if (st != GC_OK) {
         cli_error("%s: pair %zu: %s", d->path, bad + 1, gc_last_error());
         goto done;
@@ -149,12 +119,19 @@ int cli_eval_dataset(gc_bert *model, const gc_tokenizer *tok, const gc_dataset *
             goto done;
         }
     }
-    rc = cli_eval_tokens(model, &tq, &tp, o->batch, o->ks, o->nk, out);
+    gc_encoder enc = gc_bert_encoder(model);
+    gc_token_batch qb = gc_token_list_batch(&tq), pb = gc_token_list_batch(&tp);
+    st = gc_eval_pairs(&enc, &qb, &pb, o->batch, o->ks, o->nk, out);
+    if (st != GC_OK) {
+        cli_fail(st, "evaluating");
+        goto done;
+    }
+    rc = 0;
 done:
     free(qt);
     free(pt);
-    cli_tokens_free(&tq);
-    cli_tokens_free(&tp);
+    gc_token_list_free(&tq);
+    gc_token_list_free(&tp);
     return rc;
 }
 
@@ -189,7 +166,7 @@ int cmd_encode(int argc, char **argv) {
     if (st != GC_OK) return cli_fail(st, NULL);
     gc_bert *model = NULL;
     gc_tokenizer *tok = NULL;
-    cli_tokens t = {0};
+    gc_token_list t = {0};
     float *emb = NULL;
     rc = CLI_EXIT_RUNTIME;
     if (cli_load_model(model_dir, &model, &tok)) goto done;
@@ -200,8 +177,12 @@ int cmd_encode(int argc, char **argv) {
                        gc_bert_get_config(model)->max_position);
         goto done;
     }
+    if (ntexts > INT_MAX) {
+        cli_error("%s: %zu texts are more than can be encoded at once", input, ntexts);
+        goto done;
+    }
     size_t bad = 0;
-    st = cli_tokenize(tok, (const char *const *)texts, ntexts, (int)max_len, &t, &bad);
+    st = gc_tokenize_many(tok, (const char *const *)texts, ntexts, (int)max_len, &t, &bad);
     if (st != GC_OK) {
         cli_error("%s: text %zu: %s", input, bad + 1, gc_last_error());
         goto done;
@@ -218,7 +199,8 @@ int cmd_encode(int argc, char **argv) {
         cli_error("out of memory for %zu embeddings", ntexts);
         goto done;
     }
-    st = cli_encode_tokens(model, &t, (int)batch, emb);
+    gc_token_batch tb = gc_token_list_batch(&t);
+    st = gc_encode_sequences(&enc, &tb, (int)batch, emb);
     if (st != GC_OK) {
         cli_fail(st, "encoding");
         goto done;
@@ -232,7 +214,7 @@ int cmd_encode(int argc, char **argv) {
     rc = CLI_EXIT_OK;
 done:
     free(emb);
-    cli_tokens_free(&t);
+    gc_token_list_free(&t);
     gc_jsonl_free(texts, ntexts);
     gc_bert_free(model);
     gc_tokenizer_free(tok);

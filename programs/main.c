@@ -5,7 +5,7 @@
 #include <string.h>
 
 static const char OVERVIEW[] =
-    "gradcache " GC_CLI_VERSION " - train text embedding models with Gradient Cache\n"
+    "gradcache %s - train text embedding models with Gradient Cache\n"
     "\n"
     "Usage: gradcache <command> [options]\n"
     "\n"
@@ -26,16 +26,16 @@ static const char OVERVIEW[] =
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fputs(OVERVIEW, stderr);
+        fprintf(stderr, OVERVIEW, gc_version());
         return CLI_EXIT_USAGE;
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
-        fputs(OVERVIEW, stdout);
+        printf(OVERVIEW, gc_version());
         return CLI_EXIT_OK;
     }
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
-        printf("gradcache %s\n", GC_CLI_VERSION);
+        printf("gradcache %s\n", gc_version());
         return CLI_EXIT_OK;
     }
     if (strcmp(cmd, "train") == 0) return cmd_train(argc, argv);

@@ -1,16 +1,14 @@
-/* train.c: the `train` subcommand: contrastive fine-tuning with the gradient-cache engine.
- *
- * Everything is prepared before the first step: the data is tokenized once, the epoch order
- * comes from (seed, epoch), and the engine, model activations and optimizer are allocated. A
- * step's batch is only a list of pair indices: the encoder wrapper (batch.c) gathers each
- * chunk's token ids from the tokenized data, so no copy of the batch's tokens is made. A checkpoint
- * holds the parameters, optimizer moments, temperature and the position in the data order, so
- * --resume continues exactly where the run stopped (bit for bit with one thread). */
+/* train.c: the `train` subcommand: options, messages, progress, the JSON log and signals around
+ * the library's trainer (gc_trainer, src/train/trainer.c), which decides every number: data
+ * order, accumulation, clipping, learning-rate and temperature updates, checkpoints and resume.
+ * The data is tokenized once before the first step; the model folder is saved with gc_bert_save
+ * beside the trainer's checkpoint.bin. */
 #include "cli.h"
 #include "fsutil.h"
 #include "gc_eval.h"
 #include "gc_io.h"
 #include "gc_optim.h"
+#include "gc_tokenizer.h"
 #include "gc_train.h"
 
 #include <limits.h>
@@ -21,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
 
 static const char TRAIN_HELP[] =
     "Usage: gradcache train --model DIR --train FILE --out DIR [options]\n"
@@ -117,28 +114,16 @@ typedef struct train_opts {
 
 typedef struct run {
     const train_opts *o;
-    gc_optim_kind okind;
-    gc_schedule sched;
     gc_dataset *data, *dev;
     int K;
-    cli_tokens tq, tp, tn;    /* queries, positives, negatives (pair i's k-th at i*K + k) */
-    cli_tokens dq, dp;        /* dev queries and positives */
-    int32_t *qgroup, *pgroup; /* query texts; positives then negatives (one id space) */
-    gc_pair_groups groups;
-    size_t npositives; /* distinct positive texts */
-    int32_t *order;
-    size_t nbatches; /* of the current epoch */
+    const char **qtext, **ptext, **ntext; /* the pairs' texts (pair i's k-th negative at i*K+k) */
+    gc_token_list tq, tp, tn;             /* their tokens */
+    gc_token_list dq, dp;                 /* dev queries and positives */
     gc_bert *model;
     gc_tokenizer *tok;
-    cli_gather gather; /* the model's encoder, fed from the tokenized data */
-    gc_encoder genc;
-    gc_engine *engine;
-    gc_optim *opt, *topt;
-    float log_tau;
-    int mb; /* pairs per micro-batch */
-    int eval_batch;
-    uint64_t step, epoch, position, total;
-    char args[2048];
+    gc_encoder enc;
+    gc_trainer *trainer;
+    char fingerprint[256];
     char ckpt_path[4096];
     FILE *logf;
     int created_out, saved_once;
@@ -147,37 +132,30 @@ typedef struct run {
 
 /* --- data --- */
 
-static uint32_t data_crc(const gc_dataset *d, int K) {
-    uLong c = crc32(0L, Z_NULL, 0);
-    for (size_t i = 0; i < d->n; i++) {
-        const gc_pair *p = &d->pairs[i];
-        c = crc32(c, (const Bytef *)p->query, (uInt)strlen(p->query) + 1);
-        c = crc32(c, (const Bytef *)p->positive, (uInt)strlen(p->positive) + 1);
-        for (int k = 0; k < K; k++)
-            c = crc32(c, (const Bytef *)p->negatives[k], (uInt)strlen(p->negatives[k]) + 1);
-    }
-    return (uint32_t)c;
-}
-
-static int tokenize_side(run *r, const gc_dataset *d, int which, int max_len, cli_tokens *out) {
+static int tokenize_side(run *r, const gc_dataset *d, const char *const *texts, int which,
+                         int max_len, gc_token_list *out) {
     const size_t count = which == 2 ? d->n * (size_t)r->K : d->n;
-    const char **texts = malloc((count ? count : 1) * sizeof(char *));
-    if (!texts) return cli_error("out of memory");
-    for (size_t i = 0; i < d->n; i++) {
-        if (which == 0)
-            texts[i] = d->pairs[i].query;
-        else if (which == 1)
-            texts[i] = d->pairs[i].positive;
-        else
-            for (int k = 0; k < r->K; k++) texts[i * (size_t)r->K + k] = d->pairs[i].negatives[k];
-    }
     size_t bad = 0;
-    gc_status st = cli_tokenize(r->tok, texts, count, max_len, out, &bad);
-    free(texts);
+    gc_status st = gc_tokenize_many(r->tok, texts, count, max_len, out, &bad);
     if (st != GC_OK) {
         size_t pair = which == 2 ? bad / (size_t)r->K : bad;
         static const char *names[3] = {"query", "positive", "negative"};
         return cli_error("%s: pair %zu %s: %s", d->path, pair + 1, names[which], gc_last_error());
+    }
+    return 0;
+}
+
+/* Text pointers of a dataset's queries, positives and (K per pair) negatives. */
+static int collect_texts(const gc_dataset *d, int K, const char ***q, const char ***p,
+                         const char ***neg) {
+    *q = malloc((d->n ? d->n : 1) * sizeof(char *));
+    *p = malloc((d->n ? d->n : 1) * sizeof(char *));
+    *neg = malloc((d->n * (size_t)K > 0 ? d->n * (size_t)K : 1) * sizeof(char *));
+    if (!*q || !*p || !*neg) return cli_error("out of memory for %zu texts", d->n);
+    for (size_t i = 0; i < d->n; i++) {
+        (*q)[i] = d->pairs[i].query;
+        (*p)[i] = d->pairs[i].positive;
+        for (int k = 0; k < K; k++) (*neg)[i * (size_t)K + k] = d->pairs[i].negatives[k];
     }
     return 0;
 }
@@ -208,117 +186,22 @@ static int choose_negatives(run *r) {
     return 0;
 }
 
-/* Group equal texts for the data order: queries, and positives with hard negatives in one id
- * space, so that a hard negative equal to some pair's positive is seen as that positive. */
-static int group_texts(run *r) {
-    const size_t n = r->data->n, K = (size_t)r->K, np = n * (1 + K);
-    if (np / (1 + K) != n || np > INT32_MAX) return cli_error("%s: too many texts", r->o->train);
-    r->qgroup = malloc(n * sizeof(int32_t));
-    r->pgroup = malloc(np * sizeof(int32_t));
-    const char **texts = malloc(np * sizeof(char *));
-    unsigned char *seen = NULL;
-    int rc = CLI_EXIT_RUNTIME;
-    size_t nq = 0, npass = 0;
-    if (!r->qgroup || !r->pgroup || !texts) {
-        cli_error("out of memory grouping %zu texts", np);
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++) texts[i] = r->data->pairs[i].query;
-    gc_status st = gc_text_groups(texts, n, r->qgroup, &nq);
-    if (st != GC_OK) {
-        cli_fail(st, "grouping queries");
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++) {
-        texts[i] = r->data->pairs[i].positive;
-        for (size_t k = 0; k < K; k++) texts[n + i * K + k] = r->data->pairs[i].negatives[k];
-    }
-    st = gc_text_groups(texts, np, r->pgroup, &npass);
-    if (st != GC_OK) {
-        cli_fail(st, "grouping passages");
-        goto done;
-    }
-    seen = calloc(npass ? npass : 1, 1);
-    if (!seen) {
-        cli_error("out of memory grouping %zu texts", np);
-        goto done;
-    }
-    size_t self = 0, first_self = 0;
-    r->npositives = 0;
-    for (size_t i = 0; i < n; i++) {
-        r->npositives += !seen[r->pgroup[i]];
-        seen[r->pgroup[i]] = 1;
-        int same = 0;
-        for (size_t k = 0; k < K; k++) same |= r->pgroup[n + i * K + k] == r->pgroup[i];
-        if (same && self++ == 0) first_self = i;
-    }
-    if (self)
-        cli_note("%s: %zu pairs (the first is pair %zu) have a hard negative equal to their own "
-                 "positive",
-                 r->data->path, self, first_self + 1);
-    r->groups = (gc_pair_groups){r->qgroup, nq, r->pgroup, K ? r->pgroup + n : NULL, (int)K, npass};
-    rc = 0;
-done:
-    free(texts);
-    free(seen);
-    return rc;
-}
-
-/* --- the arguments a checkpoint must agree with --- */
-
-static void make_args(run *r) {
-    const train_opts *o = r->o;
-    const gc_bert_config *c = gc_bert_get_config(r->model);
-    snprintf(r->args, sizeof r->args,
-             "data_pairs=%zu\ndata_crc=%08x\nnum_params=%zu\nbatch_size=%ld\n"
-             "accumulation_steps=%ld\nnegatives=%d\nmax_query_len=%ld\nmax_passage_len=%ld\n"
-             "optimizer=%s\nlr=%.9g\nweight_decay=%.9g\nwarmup=%ld\nschedule=%s\n"
-             "max_grad_norm=%.9g\ntemperature=%.9g\nlearn_temperature=%d\nsymmetric=%d\n"
-             "dropout=%.9g/%.9g\nseed=%ld\n",
-             r->data->n, data_crc(r->data, r->K), gc_bert_num_params(r->model), o->batch, o->accum,
-             r->K, o->max_q, o->max_p, o->optimizer, o->lr, o->wd, o->warmup, o->schedule,
-             o->max_grad_norm, o->temperature, o->learn_temp, o->symmetric,
-             (double)c->hidden_dropout, (double)c->attn_dropout, o->seed);
-}
-
-/* The first line that differs between the checkpoint's arguments and this run's. */
-static int check_args(const char *have, const char *want, const char *path) {
-    const char *a = have, *b = want;
-    while (*a || *b) {
-        const char *ea = strchr(a, '\n'), *eb = strchr(b, '\n');
-        size_t la = ea ? (size_t)(ea - a) : strlen(a), lb = eb ? (size_t)(eb - b) : strlen(b);
-        if (la != lb || memcmp(a, b, la) != 0)
-            return cli_error("%s was written with %.*s but this run has %.*s; resume with the "
-                             "same options",
-                             path, (int)la, a, (int)lb, b);
-        a += la + (ea ? 1 : 0);
-        b += lb + (eb ? 1 : 0);
-    }
-    return 0;
-}
-
 /* --- saving --- */
-
-static int params_finite(run *r) {
-    const float *p = gc_bert_params(r->model);
-    const long n = (long)gc_bert_num_params(r->model);
-    int bad = 0;
-#pragma omp parallel for reduction(| : bad)
-    for (long i = 0; i < n; i++) bad |= !isfinite(p[i]);
-    return !bad && isfinite(r->log_tau);
-}
 
 static int evaluate_dev(run *r, const char *when) {
     if (!r->dev) return 0;
     gc_retrieval_metrics m;
     double t0 = cli_now();
-    if (cli_eval_tokens(r->model, &r->dq, &r->dp, r->eval_batch, r->ks, 3, &m)) return 1;
+    gc_token_batch q = gc_token_list_batch(&r->dq), p = gc_token_list_batch(&r->dp);
+    gc_status st =
+        gc_eval_pairs(&r->enc, &q, &p, gc_trainer_encode_batch(r->trainer), r->ks, 3, &m);
+    if (st != GC_OK) return cli_fail(st, "evaluating --dev");
     char json[1024];
     cli_metrics_json(&m, json, sizeof json);
-    cli_note("dev %s (step %llu, %.1fs): %s", when, (unsigned long long)r->step, cli_now() - t0,
-             json);
+    const unsigned long long step = (unsigned long long)gc_trainer_steps_done(r->trainer);
+    cli_note("dev %s (step %llu, %.1fs): %s", when, step, cli_now() - t0, json);
     if (r->logf) {
-        fprintf(r->logf, "{\"step\": %llu, \"dev\": %s}\n", (unsigned long long)r->step, json);
+        fprintf(r->logf, "{\"step\": %llu, \"dev\": %s}\n", step, json);
         fflush(r->logf);
     }
     if (strcmp(when, "final") == 0) printf("%s\n", json);
@@ -326,71 +209,17 @@ static int evaluate_dev(run *r, const char *when) {
 }
 
 static int save(run *r, const char *when) {
-    if (!params_finite(r))
-        return cli_error("step %llu: parameters are not finite; not saving (the last good "
-                         "checkpoint in %s is kept)",
-                         (unsigned long long)r->step, r->o->out);
-    gc_status st = gc_bert_save(r->model, r->o->out, r->o->model);
+    gc_status st = gc_trainer_check_finite(r->trainer);
+    if (st == GC_ERR_NUMERIC)
+        return cli_error("%s; not saving (the last good checkpoint in %s is kept)", gc_last_error(),
+                         r->o->out);
+    if (st != GC_OK) return cli_fail(st, "saving");
+    st = gc_bert_save(r->model, r->o->out, r->o->model);
     if (st != GC_OK) return cli_fail(st, "saving the model");
-    gc_checkpoint ck = {
-        .step = r->step,
-        .epoch = r->epoch,
-        .position = r->position,
-        .seed = (uint64_t)r->o->seed,
-        .args = r->args,
-        .num_params = gc_bert_num_params(r->model),
-        .params = gc_bert_params(r->model),
-        .optim_step = gc_optim_get_step(r->opt),
-        .state_size = gc_optim_state_size(r->opt),
-        .state = gc_optim_state(r->opt),
-        .log_tau = r->log_tau,
-        .tau_step = r->topt ? gc_optim_get_step(r->topt) : 0,
-        .tau_state_size = r->topt ? gc_optim_state_size(r->topt) : 0,
-        .tau_state = r->topt ? gc_optim_state(r->topt) : NULL,
-    };
-    st = gc_checkpoint_write(r->ckpt_path, &ck);
-    if (st != GC_OK) return cli_fail(st, "writing the checkpoint");
+    st = gc_trainer_save(r->trainer, r->ckpt_path);
+    if (st != GC_OK) return cli_fail(st, "saving");
     r->saved_once = 1;
     return evaluate_dev(r, when);
-}
-
-static int resume(run *r) {
-    gc_checkpoint ck;
-    gc_status st = gc_checkpoint_read(r->ckpt_path, &ck);
-    if (st != GC_OK) return cli_fail(st, "--resume");
-    int rc = check_args(ck.args, r->args, r->ckpt_path);
-    if (!rc && (ck.num_params != gc_bert_num_params(r->model) ||
-                ck.state_size != gc_optim_state_size(r->opt) ||
-                ck.tau_state_size != (r->topt ? gc_optim_state_size(r->topt) : 0)))
-        rc = cli_error("%s does not match this model and optimizer", r->ckpt_path);
-    if (!rc) {
-        memcpy(gc_bert_params(r->model), ck.params, ck.num_params * sizeof(float));
-        if (ck.state_size) memcpy(gc_optim_state(r->opt), ck.state, ck.state_size * sizeof(float));
-        gc_optim_set_step(r->opt, ck.optim_step);
-        if (r->topt) {
-            if (ck.tau_state_size)
-                memcpy(gc_optim_state(r->topt), ck.tau_state, ck.tau_state_size * sizeof(float));
-            gc_optim_set_step(r->topt, ck.tau_step);
-        }
-        r->log_tau = ck.log_tau;
-        r->step = ck.step;
-        r->epoch = ck.epoch;
-        r->position = ck.position;
-    }
-    gc_checkpoint_free(&ck);
-    return rc;
-}
-
-/* --- one step --- */
-
-static int order_epoch(run *r) {
-    gc_status st = gc_epoch_order_pairs(&r->groups, r->data->n, (size_t)r->o->batch,
-                                        (uint64_t)r->o->seed, r->epoch, r->order, &r->nbatches);
-    if (st != GC_OK) return cli_fail(st, "ordering the data");
-    if (r->nbatches == 0)
-        return cli_error("epoch %llu has no full batch of %ld pairs without duplicate texts",
-                         (unsigned long long)r->epoch, r->o->batch);
-    return 0;
 }
 
 static void format_eta(double s, char *buf, size_t cap) {
@@ -407,87 +236,49 @@ static void format_eta(double s, char *buf, size_t cap) {
 static int train_loop(run *r) {
     const train_opts *o = r->o;
     const int tty = isatty(STDERR_FILENO);
-    const uint64_t first = r->step;
+    const uint64_t first = gc_trainer_steps_done(r->trainer);
+    const uint64_t total = gc_trainer_get_info(r->trainer)->total_steps;
     const double t_start = cli_now();
-    float *params = gc_bert_params(r->model), *grads = gc_bert_grads(r->model);
-    const size_t np = gc_bert_num_params(r->model);
-    if (order_epoch(r)) return CLI_EXIT_RUNTIME;
-    while (r->step < r->total) {
-        if (r->position >= r->nbatches) {
-            r->epoch++;
-            r->position = 0;
-            if (order_epoch(r)) return CLI_EXIT_RUNTIME;
-        }
+    while (gc_trainer_steps_done(r->trainer) < total) {
         const double t0 = cli_now();
-        const int32_t *bidx = r->order + r->position * (size_t)o->batch;
-        if (o->learn_temp) gc_engine_set_temperature(r->engine, expf(r->log_tau));
-        double loss = 0, acc = 0, dlt = 0;
-        for (int micro = 0; micro < o->accum; micro++) {
-            const int32_t *idx = bidx + (size_t)micro * (size_t)r->mb;
-            cli_batch_side qb = {&r->tq, NULL, idx, r->mb, 0};
-            cli_batch_side pb = {&r->tp, r->K > 0 ? &r->tn : NULL, idx, r->mb, r->K};
-            gc_step_options so = {.accumulate = micro > 0, .loss_scale = 1.0f / (float)o->accum};
-            gc_step_stats stats;
-            uint32_t rng_step = (uint32_t)(r->step * (uint64_t)o->accum + (uint64_t)micro);
-            gc_status st =
-                gc_engine_step_opts(r->engine, &qb, &pb, r->mb, r->K, rng_step, &so, &stats);
-            if (st != GC_OK) {
-                if (st == GC_ERR_NUMERIC)
-                    return cli_error("step %llu: %s; stopping (%s)",
-                                     (unsigned long long)r->step + 1, gc_last_error(),
-                                     r->saved_once || o->resume ? "the last checkpoint is kept"
-                                                                : "nothing was saved");
-                return cli_fail(st, "training step");
-            }
-            loss += stats.loss / o->accum;
-            acc += stats.accuracy / o->accum;
-            dlt += stats.dlog_tau; /* already scaled by loss_scale */
-        }
-        float dlt_f = (float)dlt;
-        const float *bufs[2] = {grads, &dlt_f};
-        const size_t counts[2] = {np, o->learn_temp ? 1u : 0u};
-        double gnorm = gc_grad_norm(bufs, counts, 2);
-        if (!isfinite(loss) || !isfinite(gnorm))
-            return cli_error("step %llu: the loss is %s (gradient norm %g): training diverged; "
-                             "stopping without saving (%s)",
-                             (unsigned long long)r->step + 1,
-                             isfinite(loss) ? "finite" : "not finite", gnorm,
+        gc_train_stats ts;
+        gc_status st = gc_trainer_step(r->trainer, &ts);
+        if (st == GC_ERR_NUMERIC)
+            return cli_error("%s; stopping without saving (%s)", gc_last_error(),
                              r->saved_once || o->resume ? "the last checkpoint in --out is kept"
                                                         : "no checkpoint was written");
-        const float scale = gc_clip_scale(gnorm, o->max_grad_norm);
-        const float lr = gc_lr_at(r->sched, (float)o->lr, r->step, (uint64_t)o->warmup, r->total);
-        gc_optim_step(r->opt, params, grads, lr, scale);
-        if (r->topt) gc_optim_step(r->topt, &r->log_tau, &dlt_f, lr, scale);
-        r->step++;
-        r->position++;
+        if (st != GC_OK) return cli_fail(st, "training step");
+        const double loss = ts.loss, acc = ts.accuracy, gnorm = ts.grad_norm, lr = ts.lr;
+        const double tau = ts.temperature;
+        const uint64_t step = ts.step;
 
         const double now = cli_now(), dt = now - t0, elapsed = now - t_start;
-        const uint64_t done = r->step - first;
+        const uint64_t done = step - first;
         const double pps = (double)o->batch * (double)done / (elapsed > 0 ? elapsed : 1e-9);
         char eta[32];
-        format_eta(elapsed / (double)done * (double)(r->total - r->step), eta, sizeof eta);
+        format_eta(elapsed / (double)done * (double)(total - step), eta, sizeof eta);
         if (r->logf) {
             fprintf(r->logf,
                     "{\"step\": %llu, \"epoch\": %llu, \"loss\": %.6f, \"accuracy\": %.4f, "
                     "\"lr\": %.6g, \"temperature\": %.6g, \"grad_norm\": %.6g, "
                     "\"pairs_per_s\": %.2f, \"step_s\": %.3f}\n",
-                    (unsigned long long)r->step, (unsigned long long)r->epoch, loss, acc, lr,
-                    exp(r->log_tau), gnorm, (double)o->batch / (dt > 0 ? dt : 1e-9), dt);
+                    (unsigned long long)step, (unsigned long long)ts.epoch, loss, acc, lr, tau,
+                    gnorm, (double)o->batch / (dt > 0 ? dt : 1e-9), dt);
             fflush(r->logf);
         }
-        const int last = r->step == r->total;
+        const int last = step == total;
         if (tty) {
             fprintf(stderr,
                     "\rstep %llu/%llu  loss %.4f  %.1f pairs/s  ETA %s  peak %.0f MiB\033[K",
-                    (unsigned long long)r->step, (unsigned long long)r->total, loss, pps, eta,
+                    (unsigned long long)step, (unsigned long long)total, loss, pps, eta,
                     cli_peak_rss_mib());
             if (last) fputc('\n', stderr);
-        } else if (done == 1 || r->step % 10 == 0 || last) {
+        } else if (done == 1 || step % 10 == 0 || last) {
             fprintf(stderr,
                     "gradcache: step %llu/%llu loss %.4f acc %.3f lr %.3g tau %.4g grad_norm %.3g "
                     "%.1f pairs/s ETA %s peak %.0f MiB\n",
-                    (unsigned long long)r->step, (unsigned long long)r->total, loss, acc, lr,
-                    exp(r->log_tau), gnorm, pps, eta, cli_peak_rss_mib());
+                    (unsigned long long)step, (unsigned long long)total, loss, acc, lr, tau, gnorm,
+                    pps, eta, cli_peak_rss_mib());
         }
 
         if (g_signal) {
@@ -496,17 +287,17 @@ static int train_loop(run *r) {
             if (save(r, "interrupted")) return CLI_EXIT_RUNTIME;
             cli_note("stopped by signal %d at step %llu; checkpoint saved in %s (continue with "
                      "--resume)",
-                     sig, (unsigned long long)r->step, o->out);
+                     sig, (unsigned long long)step, o->out);
             return sig == SIGINT ? CLI_EXIT_SIGINT : CLI_EXIT_SIGTERM;
         }
         if (o->stop_after > 0 && done >= (uint64_t)o->stop_after && !last) {
             if (tty) fputc('\n', stderr);
             if (save(r, "checkpoint")) return CLI_EXIT_RUNTIME;
             cli_note("stopped after %ld steps (--stop-after) at step %llu; continue with --resume",
-                     o->stop_after, (unsigned long long)r->step);
+                     o->stop_after, (unsigned long long)step);
             return CLI_EXIT_OK;
         }
-        if (o->save_every > 0 && r->step % (uint64_t)o->save_every == 0 && !last) {
+        if (o->save_every > 0 && step % (uint64_t)o->save_every == 0 && !last) {
             if (tty) fputs("\n", stderr);
             if (save(r, "checkpoint")) return CLI_EXIT_RUNTIME;
         }
@@ -514,8 +305,9 @@ static int train_loop(run *r) {
     const double elapsed = cli_now() - t_start;
     if (save(r, "final")) return CLI_EXIT_RUNTIME;
     cli_note("trained %llu steps in %.1fs (%.1f pairs/s), peak memory %.0f MiB; model in %s",
-             (unsigned long long)(r->step - first), elapsed,
-             (double)o->batch * (double)(r->step - first) / (elapsed > 0 ? elapsed : 1e-9),
+             (unsigned long long)(gc_trainer_steps_done(r->trainer) - first), elapsed,
+             (double)o->batch * (double)(gc_trainer_steps_done(r->trainer) - first) /
+                 (elapsed > 0 ? elapsed : 1e-9),
              cli_peak_rss_mib(), o->out);
     return CLI_EXIT_OK;
 }
@@ -598,30 +390,25 @@ static int parse_train(int argc, char **argv, train_opts *o) {
 }
 
 static void run_free(run *r) {
-    gc_engine_free(r->engine);
-    gc_optim_free(r->opt);
-    gc_optim_free(r->topt);
+    gc_trainer_free(r->trainer);
     gc_bert_free(r->model);
     gc_tokenizer_free(r->tok);
     gc_dataset_free(r->data);
     gc_dataset_free(r->dev);
-    cli_tokens_free(&r->tq);
-    cli_tokens_free(&r->tp);
-    cli_tokens_free(&r->tn);
-    cli_tokens_free(&r->dq);
-    cli_tokens_free(&r->dp);
-    cli_gather_free(&r->gather);
-    free(r->qgroup);
-    free(r->pgroup);
-    free(r->order);
+    gc_token_list_free(&r->tq);
+    gc_token_list_free(&r->tp);
+    gc_token_list_free(&r->tn);
+    gc_token_list_free(&r->dq);
+    gc_token_list_free(&r->dp);
+    free(r->qtext);
+    free(r->ptext);
+    free(r->ntext);
     if (r->logf) fclose(r->logf);
 }
 
 static int setup_and_train(run *r) {
     const train_opts *o = r->o;
     gc_status st;
-    r->okind = strcmp(o->optimizer, "sgd") == 0 ? GC_OPTIM_SGD : GC_OPTIM_ADAMW;
-    r->sched = strcmp(o->schedule, "constant") == 0 ? GC_SCHED_CONSTANT : GC_SCHED_LINEAR;
     r->ks[0] = 1;
     r->ks[1] = 10;
     r->ks[2] = 100;
@@ -651,10 +438,6 @@ static int setup_and_train(run *r) {
     if ((size_t)o->batch > r->data->n)
         return cli_usage("train ", "--batch-size %ld is larger than the data (%s has %zu pairs)",
                          o->batch, o->train, r->data->n);
-    r->mb = (int)(o->batch / o->accum);
-    if ((double)r->mb * (1.0 + r->K) > (double)INT_MAX)
-        return cli_usage("train ", "--batch-size %ld with %d negatives is too large", o->batch,
-                         r->K);
 
     /* model */
     if (cli_load_model(o->model, &r->model, &r->tok)) return CLI_EXIT_RUNTIME;
@@ -664,107 +447,90 @@ static int setup_and_train(run *r) {
                          "--max-query-len/--max-passage-len exceed the model's %d positions",
                          cfg->max_position);
     if (o->dropout_set) gc_bert_set_dropout(r->model, (float)o->dropout);
+    r->enc = gc_bert_encoder(r->model);
 
     /* tokens, once */
     double t0 = cli_now();
-    if (tokenize_side(r, r->data, 0, (int)o->max_q, &r->tq) ||
-        tokenize_side(r, r->data, 1, (int)o->max_p, &r->tp) ||
-        (r->K > 0 && tokenize_side(r, r->data, 2, (int)o->max_p, &r->tn)))
+    if (collect_texts(r->data, r->K, &r->qtext, &r->ptext, &r->ntext)) return CLI_EXIT_RUNTIME;
+    if (tokenize_side(r, r->data, r->qtext, 0, (int)o->max_q, &r->tq) ||
+        tokenize_side(r, r->data, r->ptext, 1, (int)o->max_p, &r->tp) ||
+        (r->K > 0 && tokenize_side(r, r->data, r->ntext, 2, (int)o->max_p, &r->tn)))
         return CLI_EXIT_RUNTIME;
-    if (r->dev && (tokenize_side(r, r->dev, 0, (int)o->max_q, &r->dq) ||
-                   tokenize_side(r, r->dev, 1, (int)o->max_p, &r->dp)))
-        return CLI_EXIT_RUNTIME;
+    if (r->dev) {
+        const char **dq = NULL, **dp = NULL, **dn = NULL;
+        int bad = collect_texts(r->dev, 0, &dq, &dp, &dn) ||
+                  tokenize_side(r, r->dev, dq, 0, (int)o->max_q, &r->dq) ||
+                  tokenize_side(r, r->dev, dp, 1, (int)o->max_p, &r->dp);
+        free(dq);
+        free(dp);
+        free(dn);
+        if (bad) return CLI_EXIT_RUNTIME;
+    }
     cli_note("%s: %zu pairs, %d hard negatives each, tokenized in %.1fs", o->train, r->data->n,
              r->K, cli_now() - t0);
+    int max_len = r->tq.max_len;
+    const gc_token_list *lists[4] = {&r->tp, &r->tn, &r->dq, &r->dp};
+    for (int i = 0; i < 4; i++)
+        if (lists[i]->max_len > max_len) max_len = lists[i]->max_len;
 
-    /* data order */
+    /* the trainer: everything that decides the numbers */
+    snprintf(r->fingerprint, sizeof r->fingerprint,
+             "max_query_len=%ld\nmax_passage_len=%ld\ndropout=%.9g/%.9g\n", o->max_q, o->max_p,
+             (double)cfg->hidden_dropout, (double)cfg->attn_dropout);
+    gc_trainer_config tc = {
+        .batch = (int)o->batch,
+        .accumulation = (int)o->accum,
+        .query_chunk = (int)o->qchunk,
+        .passage_chunk = (int)o->pchunk,
+        .no_cache = o->no_cache,
+        .max_len = max_len,
+        .loss = {.temperature = (float)o->temperature, .symmetric = o->symmetric, .cosine = 1},
+        .learn_temperature = o->learn_temp,
+        .optim = {.kind = strcmp(o->optimizer, "sgd") == 0 ? GC_OPTIM_SGD : GC_OPTIM_ADAMW,
+                  .weight_decay = (float)o->wd},
+        .decay = gc_optim_default_decay,
+        .lr = (float)o->lr,
+        .schedule = strcmp(o->schedule, "constant") == 0 ? GC_SCHED_CONSTANT : GC_SCHED_LINEAR,
+        .warmup = (uint64_t)o->warmup,
+        .max_grad_norm = o->max_grad_norm,
+        .steps = (uint64_t)o->steps,
+        .epochs = (uint64_t)o->epochs,
+        .seed = (uint64_t)o->seed,
+        .fingerprint = r->fingerprint,
+    };
+    gc_train_data td = {
+        .n = r->data->n,
+        .K = r->K,
+        .queries = gc_token_list_batch(&r->tq),
+        .positives = gc_token_list_batch(&r->tp),
+        .negatives = gc_token_list_batch(&r->tn),
+        .query_text = r->qtext,
+        .positive_text = r->ptext,
+        .negative_text = r->K > 0 ? r->ntext : NULL,
+    };
+    st = gc_trainer_create(&r->trainer, &tc, &r->enc, NULL, &td, NULL);
+    if (st == GC_ERR_INVALID_ARG) return cli_usage("train ", "%s: %s", o->train, gc_last_error());
+    if (st != GC_OK) return cli_fail(st, "preparing the training run");
+    const gc_trainer_info *info = gc_trainer_get_info(r->trainer);
+    if (info->self_negatives)
+        cli_note("%s: %zu pairs (the first is pair %zu) have a hard negative equal to their own "
+                 "positive",
+                 r->data->path, info->self_negatives, info->first_self_negative + 1);
     const size_t n = r->data->n;
-    r->order = malloc(n * sizeof(int32_t));
-    if (!r->order) return cli_error("out of memory");
-    if (group_texts(r)) return CLI_EXIT_RUNTIME;
-    if (o->steps) {
-        r->total = (uint64_t)o->steps;
-    } else {
-        for (long e = 0; e < o->epochs; e++) {
-            st = gc_epoch_order_pairs(&r->groups, n, (size_t)o->batch, (uint64_t)o->seed,
-                                      (uint64_t)e, r->order, &r->nbatches);
-            if (st != GC_OK) return cli_fail(st, "ordering the data");
-            r->total += r->nbatches;
-        }
-    }
-    st = gc_epoch_order_pairs(&r->groups, n, (size_t)o->batch, (uint64_t)o->seed, 0, r->order,
-                              &r->nbatches);
-    if (st != GC_OK) return cli_fail(st, "ordering the data");
-    if (r->nbatches == 0 && r->npositives < (size_t)o->batch)
-        return cli_usage("train ",
-                         "--batch-size %ld is larger than the data: %s has %zu distinct "
-                         "positives among %zu pairs",
-                         o->batch, o->train, r->npositives, n);
-    if (r->nbatches == 0)
-        return cli_usage("train ",
-                         "--batch-size %ld: %s has no batch of that size without a repeated "
-                         "query or a hard negative equal to another pair's positive",
-                         o->batch, o->train);
-    if (n - r->nbatches * (size_t)o->batch >= (size_t)o->batch)
+    if (n - info->batches_epoch0 * (size_t)o->batch >= (size_t)o->batch)
         cli_note("epoch 0 uses %zu of %zu pairs: the rest would have brought a false negative "
                  "(a repeated query or positive, or a hard negative equal to a positive) into "
                  "every batch left",
-                 r->nbatches * (size_t)o->batch, n);
+                 info->batches_epoch0 * (size_t)o->batch, n);
 
-    /* engine and model buffers */
-    const int P = r->mb * (1 + r->K);
-    const int qc = o->qchunk < r->mb ? (int)o->qchunk : r->mb;
-    const int pc = o->pchunk < P ? (int)o->pchunk : P;
-    int max_len = r->tq.max_len;
-    if (r->tp.max_len > max_len) max_len = r->tp.max_len;
-    if (r->tn.max_len > max_len) max_len = r->tn.max_len;
-    const int train_len = max_len;
-    if (r->dq.max_len > max_len) max_len = r->dq.max_len;
-    if (r->dp.max_len > max_len) max_len = r->dp.max_len;
-    int chunk = o->no_cache ? P : (qc > pc ? qc : pc);
-    st = gc_bert_reserve(r->model, chunk, max_len, o->no_cache ? 2 : 1);
-    if (st != GC_OK) return cli_fail(st, "preparing the model");
-    r->eval_batch = chunk;
-    st = cli_gather_init(&r->gather, gc_bert_encoder(r->model), P, chunk, train_len);
-    if (st != GC_OK) return cli_fail(st, "preparing the batches");
-    r->genc = cli_gather_encoder(&r->gather);
-    gc_engine_config ec = {
-        .max_batch = r->mb,
-        .max_negatives = r->K,
-        .query_chunk = qc,
-        .passage_chunk = pc,
-        .no_cache = o->no_cache,
-        .loss = {.temperature = (float)o->temperature, .symmetric = o->symmetric, .cosine = 1},
-        .learn_temperature = o->learn_temp,
-        .seed = (uint64_t)o->seed,
-    };
-    st = gc_engine_create(&r->engine, &ec, &r->genc, &r->genc, NULL);
-    if (st != GC_OK) return cli_fail(st, "creating the engine");
-
-    /* optimizer: no weight decay on biases and LayerNorm, by tensor name */
-    gc_optim_config oc = {.kind = r->okind, .weight_decay = (float)o->wd};
-    st = gc_optim_create(&r->opt, &oc, gc_bert_num_params(r->model));
-    if (st != GC_OK) return cli_fail(st, "creating the optimizer");
-    for (int t = 0; t < gc_bert_num_tensors(r->model); t++) {
-        const char *name;
-        size_t off, count;
-        st = gc_bert_tensor_info(r->model, t, &name, &off, &count);
-        if (st == GC_OK) st = gc_optim_set_decay(r->opt, off, count, gc_optim_default_decay(name));
-        if (st != GC_OK) return cli_fail(st, "weight-decay mask");
-    }
-    r->log_tau = logf((float)o->temperature);
-    if (o->learn_temp) {
-        gc_optim_config tc = {.kind = r->okind, .weight_decay = 0};
-        st = gc_optim_create(&r->topt, &tc, 1);
-        if (st != GC_OK) return cli_fail(st, "creating the optimizer");
-    }
-
-    make_args(r);
     if (o->resume) {
-        if (resume(r)) return CLI_EXIT_RUNTIME;
+        st = gc_trainer_resume(r->trainer, r->ckpt_path);
+        if (st != GC_OK) return cli_fail(st, "--resume");
+        uint64_t epoch, position;
+        gc_trainer_position(r->trainer, &epoch, &position);
         cli_note("resuming %s at step %llu (epoch %llu, batch %llu)", r->ckpt_path,
-                 (unsigned long long)r->step, (unsigned long long)r->epoch,
-                 (unsigned long long)r->position);
+                 (unsigned long long)gc_trainer_steps_done(r->trainer), (unsigned long long)epoch,
+                 (unsigned long long)position);
     }
 
     /* the output folder: created now, probed for writing before any work */
@@ -784,16 +550,17 @@ static int setup_and_train(run *r) {
         if (!r->logf) return cli_error("--log %s: cannot open for writing", o->log);
     }
 
-    if (r->step >= r->total) {
+    const uint64_t done = gc_trainer_steps_done(r->trainer);
+    if (done >= info->total_steps) {
         cli_note("the checkpoint is at step %llu of %llu: nothing to train",
-                 (unsigned long long)r->step, (unsigned long long)r->total);
+                 (unsigned long long)done, (unsigned long long)info->total_steps);
         return save(r, "final") ? CLI_EXIT_RUNTIME : CLI_EXIT_OK;
     }
     cli_note("training %llu steps of %ld pairs (%d micro-batch%s of %d, chunks %d/%d%s), %zu "
              "parameters, %d threads",
-             (unsigned long long)(r->total - r->step), o->batch, (int)o->accum,
-             o->accum > 1 ? "es" : "", r->mb, qc, pc, o->no_cache ? ", no cache" : "",
-             gc_bert_num_params(r->model), omp_get_max_threads());
+             (unsigned long long)(info->total_steps - done), o->batch, (int)o->accum,
+             o->accum > 1 ? "es" : "", info->micro_batch, info->query_chunk, info->passage_chunk,
+             o->no_cache ? ", no cache" : "", gc_bert_num_params(r->model), omp_get_max_threads());
     if (!o->resume && r->dev && evaluate_dev(r, "before training")) return CLI_EXIT_RUNTIME;
     install_signals();
     return train_loop(r);

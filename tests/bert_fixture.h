@@ -99,8 +99,6 @@ static const int32_t *fx_i32(const fx_file *f, const char *name, size_t *numel) 
     return t->data;
 }
 
-
-
 /* One side (queries "q" or passages "p") of the fixture's padded batch as a gc_token_batch:
  * ids point into the fixture, offsets are widened to int64 here. */
 typedef struct side_in {

@@ -10,6 +10,7 @@
  *    1e-4 of PyTorch's float64 values (max error relative to the tensor's largest value);
  *  - encode equals forward; chunking does not change outputs or gradients with dropout on;
  *  - the inference reservation encodes the same, refuses forward and backward;
+ *  - the parameter layout (one table: count, pointers, names) and the parameter store;
  *  - finite differences of the whole model (dropout on, each pooling mode);
  *  - save -> load round trips; random init;
  *  - hostile model folders and bad encoder arguments give clear errors. */
@@ -208,8 +209,107 @@ static void test_math(void) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* the fixture model against PyTorch */
+/* the parameter layout and the store */
 
+/* The offset of the named tensor, or SIZE_MAX. */
+static size_t tensor_offset(const gc_bert *m, const char *want) {
+    for (int i = 0; i < gc_bert_num_tensors(m); i++) {
+        const char *name;
+        size_t off;
+        if (gc_bert_tensor_info(m, i, &name, &off, NULL) == GC_OK && strcmp(name, want) == 0)
+            return off;
+    }
+    return SIZE_MAX;
+}
+
+static void test_layout(void) {
+    gc_bert_config cfg = {0};
+    cfg.vocab_size = 37, cfg.hidden = 12, cfg.layers = 3, cfg.heads = 3, cfg.intermediate = 20;
+    cfg.max_position = 17, cfg.type_vocab = 2, cfg.layer_norm_eps = 1e-12f;
+    cfg.max_seq_length = 17;
+    gc_bert *m = NULL;
+    CHECK_OK(gc_bert_init_random(&m, &cfg, 3));
+    if (!m) return;
+    size_t V = 37, C = 12, L = 3, I = 20, P = 17, TV = 2;
+    size_t n = gc_bert_num_params(m);
+    CHECK(n == (V + P + TV + 2) * C + L * (4 * C * C + 9 * C + 2 * I * C + I),
+          "parameter count %zu", n);
+    int nt = gc_bert_num_tensors(m);
+    CHECK(nt == 5 + 16 * (int)L, "%d tensors", nt);
+    /* the tensors tile the flat buffer exactly once */
+    unsigned char *hit = calloc(n, 1);
+    int overlap = 0;
+    size_t covered = 0;
+    for (int i = 0; i < nt; i++) {
+        size_t off = 0, cnt = 0;
+        CHECK_OK(gc_bert_tensor_info(m, i, NULL, &off, &cnt));
+        CHECK(off + cnt <= n, "tensor %d inside the buffer", i);
+        for (size_t k = off; k < off + cnt && k < n; k++) overlap |= hit[k]++, covered++;
+    }
+    CHECK(!overlap && covered == n, "tensors tile the buffer (overlap %d, %zu of %zu)", overlap,
+          covered, n);
+    free(hit);
+    /* names, order and the named pointers agree */
+    const char *name;
+    CHECK_OK(gc_bert_tensor_info(m, 5, &name, NULL, NULL));
+    CHECK(strcmp(name, "encoder.layer.0.attention.self.query.weight") == 0, "tensor 5: %s", name);
+    CHECK_OK(gc_bert_tensor_info(m, 7, &name, NULL, NULL));
+    CHECK(strcmp(name, "encoder.layer.0.attention.self.key.weight") == 0, "tensor 7: %s", name);
+    const bert_params *p = &m->w.p, *g = &m->w.g;
+    const float *base = m->w.params;
+    struct {
+        const char *name;
+        const float *at;
+    } named[] = {
+        {"embeddings.word_embeddings.weight", p->wte},
+        {"embeddings.position_embeddings.weight", p->wpe},
+        {"embeddings.token_type_embeddings.weight", p->wtt},
+        {"embeddings.LayerNorm.bias", p->emb_lnb},
+        {"encoder.layer.0.attention.self.query.weight", p->qkvw},
+        {"encoder.layer.1.attention.self.value.weight", p->qkvw + (1 * 3 + 2) * C * C},
+        {"encoder.layer.2.attention.self.key.bias", p->qkvb + 2 * 3 * C + C},
+        {"encoder.layer.1.attention.output.dense.weight", p->attprojw + C * C},
+        {"encoder.layer.2.attention.output.LayerNorm.weight", p->ln1w + 2 * C},
+        {"encoder.layer.1.intermediate.dense.weight", p->fcw + I * C},
+        {"encoder.layer.2.intermediate.dense.bias", p->fcb + 2 * I},
+        {"encoder.layer.1.output.dense.weight", p->fcprojw + C * I},
+        {"encoder.layer.2.output.LayerNorm.bias", p->ln2b + 2 * C},
+    };
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
+        CHECK(tensor_offset(m, named[i].name) == (size_t)(named[i].at - base), "%s", named[i].name);
+    CHECK(g->ln2b - m->w.grads == p->ln2b - base && g->qkvw - m->w.grads == p->qkvw - base,
+          "gradient pointers mirror the parameter pointers");
+    CHECK(p->ln2b + L * C == base + n, "the last field ends the buffer");
+
+    /* the store: the same tensors, zero_grad zeroes, reads and writes reach the buffers */
+    gc_param_store s = gc_bert_store(m);
+    CHECK(s.ops && s.ops->num_params(s.ctx) == n && s.ops->num_tensors(s.ctx) == nt, "store size");
+    for (int i = 0; i < nt; i++) {
+        gc_tensor_view t;
+        size_t off = 0, cnt = 0;
+        CHECK_OK(s.ops->tensor(s.ctx, i, &t));
+        CHECK_OK(gc_bert_tensor_info(m, i, &name, &off, &cnt));
+        CHECK(strcmp(t.name, name) == 0 && t.offset == off && t.count == cnt, "store tensor %d", i);
+    }
+    float *gr = gc_bert_grads(m);
+    for (size_t k = 0; k < n; k++) gr[k] = 1.0f;
+    CHECK_OK(s.ops->zero_grad(s.ctx));
+    double sq = -1;
+    CHECK_OK(s.ops->grad_sq_norm(s.ctx, &sq));
+    CHECK(sq == 0.0, "zero_grad zeroes the gradients (%g)", sq);
+    gc_encoder enc = gc_bert_encoder(m);
+    float one = 2.5f, back = 0;
+    CHECK_OK(gc_encoder_store(&enc).ops->write(s.ctx, GC_PART_GRADS, n - 1, 1, &one));
+    CHECK(gr[n - 1] == 2.5f, "a store write reaches the gradient buffer");
+    CHECK_OK(s.ops->read(s.ctx, GC_PART_PARAMS, 5, 1, &back));
+    CHECK(back == gc_bert_params(m)[5], "a store read reaches the parameter buffer");
+    CHECK_OK(gc_encoder_zero_grad(&enc));
+    CHECK(gr[n - 1] == 0.0f, "gc_encoder_zero_grad zeroes through the store");
+    gc_bert_free(m);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* the fixture model against PyTorch */
 
 static gc_encode_args args_for(const side_in *s, int side, int first, int count, int train,
                                int slot, uint32_t step) {
@@ -237,7 +337,7 @@ static void test_fixture(void) {
           (int)c->pooling, c->normalize);
     CHECK(c->max_seq_length == 64, "max_seq_length %d", c->max_seq_length);
     CHECK(c->hidden_dropout > 0.09f && c->attn_dropout > 0.09f, "dropout read from config");
-    CHECK(m->pooler != NULL, "the pooler is kept for saving");
+    CHECK(m->w.pooler != NULL, "the pooler is kept for saving");
 
     side_in q, p;
     if (side_load(&q, &fx, "q") || side_load(&p, &fx, "p")) {
@@ -251,7 +351,12 @@ static void test_fixture(void) {
     CHECK_OK(gc_bert_reserve(m, 8, 64, 2));
     gc_encoder enc = gc_bert_encoder(m);
     CHECK(enc.ops->dim(enc.ctx) == 32, "dim");
-    CHECK(enc.ops->num_params(enc.ctx) == gc_bert_num_params(m), "num_params");
+    CHECK(gc_encoder_num_params(&enc) == gc_bert_num_params(m), "num_params");
+    gc_param_store ps = gc_encoder_store(&enc);
+    CHECK(ps.ctx == gc_bert_store(m).ctx && ps.ops->location(ps.ctx) == GC_MEM_HOST &&
+              ps.ops->grad_buffer(ps.ctx) == gc_bert_grads(m) &&
+              ps.ops->num_tensors(ps.ctx) == gc_bert_num_tensors(m),
+          "the encoder's store is the model's host store");
     gc_bert_set_dropout(m, 0.0f); /* the fixture ran in train mode with dropout 0 */
 
     float qr[8 * 32], pr[8 * 32], tmp[8 * 32], norm[8];
@@ -262,8 +367,8 @@ static void test_fixture(void) {
     const side_in *sides[2] = {&q, &p};
     const char *names[2] = {"q", "p"};
     for (int s = 0; s < 2; s++) {
-        bert_slot *sl = &m->slots[s];
-        const float *h = sl->resid + (size_t)L * m->max_tokens * C;
+        bert_slot *sl = &m->rt.slots[s];
+        const float *h = sl->resid + (size_t)L * m->rt.max_tokens * C;
         char key[32], what[80];
         size_t n = 0;
         snprintf(key, sizeof key, "%s_hidden", names[s]);
@@ -314,7 +419,7 @@ static void test_fixture(void) {
         report("d loss / d passage embeddings", max_rel_err(dp, ref_dp, (size_t)B * C), TOL);
 
         /* every parameter gradient, from PyTorch's embedding gradients */
-        gc_encoder_zero_grad(&enc);
+        CHECK_OK(gc_encoder_zero_grad(&enc));
         CHECK_OK(enc.ops->backward(enc.ctx, &aq, ref_dq));
         CHECK_OK(enc.ops->backward(enc.ctx, &ap, ref_dp));
         printf("fixture parameter gradients (vs PyTorch float64):\n");
@@ -361,12 +466,12 @@ static void test_chunking(void) {
     float *g_whole = malloc(sizeof(float) * np);
 
     gc_encode_args a = args_for(&p, 1, 0, B, 1, 0, 11);
-    gc_encoder_zero_grad(&enc);
+    CHECK_OK(gc_encoder_zero_grad(&enc));
     CHECK_OK(enc.ops->forward(enc.ctx, &a, whole));
     CHECK_OK(enc.ops->backward(enc.ctx, &a, dr));
     memcpy(g_whole, gc_bert_grads(m), sizeof(float) * np);
 
-    gc_encoder_zero_grad(&enc);
+    CHECK_OK(gc_encoder_zero_grad(&enc));
     for (int first = 0; first < B; first += 2) {
         gc_encode_args ac = args_for(&p, 1, first, 2, 1, 0, 11);
         CHECK_OK(enc.ops->forward(enc.ctx, &ac, parts + first * C));
@@ -489,7 +594,7 @@ static void test_finite_differences(void) {
         gc_encode_args a = {&tb, 0, 0, 4, 1, 0, 5, 2};
         float w[4 * 16], reps[4 * 16];
         for (int i = 0; i < 4 * 16; i++) w[i] = frand();
-        gc_encoder_zero_grad(&enc);
+        CHECK_OK(gc_encoder_zero_grad(&enc));
         CHECK_OK(enc.ops->forward(enc.ctx, &a, reps));
         CHECK_OK(enc.ops->backward(enc.ctx, &a, w));
         const float *g = gc_bert_grads(m);
@@ -546,7 +651,8 @@ static void test_save_load(void) {
                   a->layer_norm_eps == b->layer_norm_eps &&
                   a->hidden_dropout == b->hidden_dropout && a->vocab_size == b->vocab_size,
               "config round trips");
-        CHECK(m2->pooler && memcmp(m->pooler, m2->pooler, sizeof(float) * (32 * 32 + 32)) == 0,
+        CHECK(m2->w.pooler &&
+                  memcmp(m->w.pooler, m2->w.pooler, sizeof(float) * (32 * 32 + 32)) == 0,
               "pooler round trips");
     }
     char path[700];
@@ -566,11 +672,11 @@ static void test_save_load(void) {
         size_t np = gc_bert_num_params(r1);
         CHECK(memcmp(gc_bert_params(r1), gc_bert_params(r2), np * 4) == 0, "same seed, same init");
         double ss = 0;
-        size_t cnt = r1->cfg.hidden * (size_t)r1->cfg.hidden * 3;
-        for (size_t i = 0; i < cnt; i++) ss += (double)r1->p.qkvw[i] * r1->p.qkvw[i];
+        size_t cnt = r1->w.cfg.hidden * (size_t)r1->w.cfg.hidden * 3;
+        for (size_t i = 0; i < cnt; i++) ss += (double)r1->w.p.qkvw[i] * r1->w.p.qkvw[i];
         double sd = sqrt(ss / cnt);
         CHECK(fabs(sd - 0.02) < 0.002, "init std %.4f", sd);
-        CHECK(r1->p.ln1w[0] == 1.0f && r1->p.ln1b[0] == 0.0f && r1->p.qkvb[3] == 0.0f,
+        CHECK(r1->w.p.ln1w[0] == 1.0f && r1->w.p.ln1b[0] == 0.0f && r1->w.p.qkvb[3] == 0.0f,
               "LayerNorm and bias init");
         snprintf(out, sizeof out, "%s/random", g_tmp);
         CHECK_OK(gc_bert_save(r1, out, NULL));
@@ -578,7 +684,8 @@ static void test_save_load(void) {
         if (m2) {
             CHECK(memcmp(gc_bert_params(m2), gc_bert_params(r1), np * 4) == 0,
                   "random model round trips");
-            CHECK(m2->cfg.pooling == GC_POOL_CLS && m2->cfg.normalize == 0, "cls, no normalize");
+            CHECK(m2->w.cfg.pooling == GC_POOL_CLS && m2->w.cfg.normalize == 0,
+                  "cls, no normalize");
         }
     }
     gc_bert_free(r1);
@@ -592,7 +699,7 @@ static void test_save_load(void) {
         size_t np = gc_bert_num_params(h);
         report("float16 \"bert.\" checkpoint vs float32 weights",
                norm_rel_err(gc_bert_params(h), gc_bert_params(m), np), 1e-3);
-        CHECK(h->cfg.pooling == GC_POOL_MEAN && h->cfg.normalize == 0 && h->pooler != NULL,
+        CHECK(h->w.cfg.pooling == GC_POOL_MEAN && h->w.cfg.normalize == 0 && h->w.pooler != NULL,
               "plain folder: mean pooling, no normalize, pooler kept");
         gc_bert_free(h);
     }
@@ -668,8 +775,8 @@ static void test_hostile(void) {
     config_case(dir, "\"layer_norm_eps\": 1e-12", GC_OK, "plain HF folder", NULL);
     gc_bert *m = NULL;
     if (gc_bert_load(&m, dir) == GC_OK) {
-        CHECK(m->cfg.pooling == GC_POOL_MEAN && m->cfg.normalize == 0 &&
-                  m->cfg.max_seq_length == 64,
+        CHECK(m->w.cfg.pooling == GC_POOL_MEAN && m->w.cfg.normalize == 0 &&
+                  m->w.cfg.max_seq_length == 64,
               "plain folder defaults");
         gc_bert_free(m);
     }
@@ -728,7 +835,7 @@ static void test_hostile(void) {
     put(sub, "config.json", "{\"word_embedding_dimension\": 32, \"pooling_mode_cls_token\": true}");
     expect(GC_OK, dir, "legacy cls pooling", NULL);
     if (gc_bert_load(&m, dir) == GC_OK) {
-        CHECK(m->cfg.pooling == GC_POOL_CLS && m->cfg.normalize == 0, "cls, no normalize");
+        CHECK(m->w.cfg.pooling == GC_POOL_CLS && m->w.cfg.normalize == 0, "cls, no normalize");
         gc_bert_free(m);
     }
     put(sub, "config.json", "{\"embedding_dimension\": 32, \"pooling_mode\": [\"max\"]}");
@@ -749,12 +856,13 @@ static void test_hostile(void) {
     put(dir, "sentence_bert_config.json", "{\"max_seq_length\": 40}");
     expect(GC_OK, dir, "max_seq_length 40", NULL);
     if (gc_bert_load(&m, dir) == GC_OK) {
-        CHECK(m->cfg.max_seq_length == 40, "max_seq_length %d", m->cfg.max_seq_length);
+        CHECK(m->w.cfg.max_seq_length == 40, "max_seq_length %d", m->w.cfg.max_seq_length);
         gc_bert_free(m);
     }
     put(dir, "sentence_bert_config.json", "{\"max_seq_length\": 4000}");
     if (gc_bert_load(&m, dir) == GC_OK) {
-        CHECK(m->cfg.max_seq_length == 64, "max_seq_length clamped to %d", m->cfg.max_seq_length);
+        CHECK(m->w.cfg.max_seq_length == 64, "max_seq_length clamped to %d",
+              m->w.cfg.max_seq_length);
         gc_bert_free(m);
     }
     put(dir, "sentence_bert_config.json", "{\"max_seq_length\": -1}");
@@ -762,7 +870,7 @@ static void test_hostile(void) {
     put(dir, "sentence_bert_config.json", "{}");
     put(dir, "tokenizer_config.json", "{\"model_max_length\": 1000000000000000019884624838656}");
     if (gc_bert_load(&m, dir) == GC_OK) {
-        CHECK(m->cfg.max_seq_length == 64, "unset model_max_length: %d", m->cfg.max_seq_length);
+        CHECK(m->w.cfg.max_seq_length == 64, "unset model_max_length: %d", m->w.cfg.max_seq_length);
         gc_bert_free(m);
     } else {
         CHECK(0, "huge model_max_length refused: %s", gc_last_error());
@@ -790,7 +898,7 @@ static void test_hostile(void) {
         "\"2_Normalize\",\"type\":\"sentence_transformers.models.Normalize\"}]");
     expect(GC_OK, dir, "Normalize without its folder", NULL);
     if (gc_bert_load(&m, dir) == GC_OK) {
-        CHECK(m->cfg.normalize == 1, "Normalize listed: normalize on");
+        CHECK(m->w.cfg.normalize == 1, "Normalize listed: normalize on");
         gc_bert_free(m);
     }
     put(dir, "modules.json", mods_ok);
@@ -844,6 +952,7 @@ int main(void) {
     test_math();
     test_attention_kernel();
     test_param_sums();
+    test_layout();
     test_fixture();
     test_chunking();
     test_inference();

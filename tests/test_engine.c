@@ -8,7 +8,7 @@
  *  - the communicator seam: call counts, skip_reduce, and a two-rank run on threads that
  *    reproduces the single-process gradients;
  *  - bad calls return a status with a message. */
-#include "gradcache.h"
+#include "gc_testing.h"
 #include "test_util.h"
 
 #include <omp.h>
@@ -66,6 +66,7 @@ static gc_engine_config engine_cfg(const variant *v, int qc, int pc, int no_cach
     c.query_chunk = qc;
     c.passage_chunk = pc;
     c.no_cache = no_cache;
+    c.max_len = 8;
     c.loss.temperature = 0.1f;
     c.loss.symmetric = v->symmetric;
     c.loss.cosine = v->cosine;
@@ -88,8 +89,8 @@ static gc_status run_step(const variant *v, int qc, int pc, int no_cache, uint64
     st = gc_engine_create(&e, &cfg, &eq, penc, NULL);
     if (st == GC_OK) st = gc_engine_step(e, &g_q[0].tb, &g_p[0].tb, BATCH, v->K, 3, stats);
     if (st == GC_OK) {
-        memcpy(grads, eq.ops->grads(eq.ctx), sizeof(float) * NPARAMS);
-        memcpy(grads + NPARAMS, penc->ops->grads(penc->ctx), sizeof(float) * NPARAMS);
+        memcpy(grads, gc_toy_grads(&eq), sizeof(float) * NPARAMS);
+        memcpy(grads + NPARAMS, gc_toy_grads(penc), sizeof(float) * NPARAMS);
     }
     gc_engine_free(e);
     gc_encoder_free(&eq);
@@ -173,8 +174,8 @@ static void test_finite_differences(void) {
     gc_step_stats s;
     CHECK_OK(gc_engine_step(e, &g_q[0].tb, &g_p[0].tb, BATCH, 2, 3, &s));
     float *grad = malloc(sizeof(float) * NPARAMS);
-    memcpy(grad, enc.ops->grads(enc.ctx), sizeof(float) * NPARAMS);
-    float *p = enc.ops->params(enc.ctx);
+    memcpy(grad, gc_toy_grads(&enc), sizeof(float) * NPARAMS);
+    float *p = gc_toy_params(&enc);
     const float eps = 5e-3f;
     size_t off = 0;
     for (int k = 0; k < 5; k++) {
@@ -243,7 +244,7 @@ static void test_accumulation(void) {
     if (!e) return;
     float *g1 = malloc(sizeof(float) * NPARAMS), *g2 = malloc(sizeof(float) * NPARAMS);
     float *avg = malloc(sizeof(float) * NPARAMS);
-    float *g = enc.ops->grads(enc.ctx);
+    float *g = gc_toy_grads(&enc);
     gc_step_stats s1, s2, h1, h2;
     CHECK_OK(gc_engine_step(e, &g_q[0].tb, &g_p[0].tb, BATCH, 2, 0, &s1));
     memcpy(g1, g, sizeof(float) * NPARAMS);
@@ -294,7 +295,8 @@ static gc_status cc_gather(void *ctx, const float *local, size_t rows, size_t d,
     if (local != global) memmove(global, local, rows * d * sizeof(float));
     return GC_OK;
 }
-static gc_status cc_reduce(void *ctx, float *buf, size_t n) {
+static gc_status cc_reduce(void *ctx, float *buf, size_t n, gc_mem where) {
+    (void)where;
     ((counting_comm *)ctx)->reduces++;
     for (size_t i = 0; i < n; i++) buf[i] *= 2.0f;
     return GC_OK;
@@ -318,12 +320,12 @@ static void test_comm_seam(void) {
     CHECK_OK(gc_engine_step_opts(e, &g_q[0].tb, &g_p[0].tb, BATCH, 2, 3, &o, NULL));
     CHECK(cc.gathers == 3 && cc.reduces == 0, "skip_reduce: %d gathers, %d reduces", cc.gathers,
           cc.reduces);
-    CHECK(norm_rel_err(eq.ops->grads(eq.ctx), ref, NPARAMS) <= 1e-6, "unreduced grads");
+    CHECK(norm_rel_err(gc_toy_grads(&eq), ref, NPARAMS) <= 1e-6, "unreduced grads");
     CHECK_OK(gc_engine_reduce_grads(e));
     CHECK(cc.reduces == 2, "two towers reduce twice (%d)", cc.reduces);
     for (int i = 0; i < 2 * NPARAMS; i++) ref[i] *= 2.0f;
-    CHECK(norm_rel_err(eq.ops->grads(eq.ctx), ref, NPARAMS) <= 1e-6 &&
-              norm_rel_err(ep.ops->grads(ep.ctx), ref + NPARAMS, NPARAMS) <= 1e-6,
+    CHECK(norm_rel_err(gc_toy_grads(&eq), ref, NPARAMS) <= 1e-6 &&
+              norm_rel_err(gc_toy_grads(&ep), ref + NPARAMS, NPARAMS) <= 1e-6,
           "the reduction reaches both towers' gradients");
     gc_engine_free(e);
     gc_encoder_free(&ep);
@@ -367,7 +369,8 @@ static gc_status tc_gather(void *ctx, const float *local, size_t rows, size_t d,
     pthread_barrier_wait(&c->w->bar);
     return GC_OK;
 }
-static gc_status tc_reduce(void *ctx, float *buf, size_t n) {
+static gc_status tc_reduce(void *ctx, float *buf, size_t n, gc_mem where) {
+    (void)where;
     thread_comm *c = ctx;
     if (n > STAGE) return gc_set_error(GC_ERR_INTERNAL, "test comm: %zu floats to reduce", n);
     memcpy(c->w->stage[c->rank], buf, n * sizeof(float));
@@ -406,8 +409,8 @@ static void *rank_main(void *arg) {
     if (j->st == GC_OK)
         j->st = gc_engine_step(e, &g_q[0].tb, &g_p[0].tb, BATCH, j->v->K, 3, &j->stats);
     if (j->st == GC_OK) {
-        memcpy(j->grads, eq.ops->grads(eq.ctx), sizeof(float) * NPARAMS);
-        memcpy(j->grads + NPARAMS, penc->ops->grads(penc->ctx), sizeof(float) * NPARAMS);
+        memcpy(j->grads, gc_toy_grads(&eq), sizeof(float) * NPARAMS);
+        memcpy(j->grads + NPARAMS, gc_toy_grads(penc), sizeof(float) * NPARAMS);
         memcpy(j->qreps, gc_engine_query_reps(e), sizeof j->qreps);
         memcpy(j->preps, gc_engine_passage_reps(e), sizeof(float) * BATCH * (1 + j->v->K) * DIM);
     }
@@ -487,6 +490,8 @@ static void test_bad_calls(void) {
     CHECK_REFUSED(gc_engine_create(&e, &c, &eq, &eq, NULL), "passage chunk -2");
     c = good, c.max_batch = 0;
     CHECK_REFUSED(gc_engine_create(&e, &c, &eq, &eq, NULL), "max_batch 0");
+    c = good, c.max_len = 0;
+    CHECK_REFUSED(gc_engine_create(&e, &c, &eq, &eq, NULL), "max_len 0");
     c = good, c.max_negatives = -1;
     CHECK_REFUSED(gc_engine_create(&e, &c, &eq, &eq, NULL), "max_negatives -1");
     c = good, c.loss.temperature = 0.0f;
@@ -523,14 +528,26 @@ static void test_bad_calls(void) {
     CHECK_OK(gc_engine_step(e, q, p, BATCH, 0, 0, &s)); /* still usable */
     gc_engine_free(e);
 
-    /* No-cache mode on a shared encoder with one slot: the encoder refuses slot 1. */
+    /* No-cache mode on a shared encoder created with one slot and a chunk of 2: the engine's
+     * reservation gives it the two slots and whole sides it needs (callers never restate the
+     * rule). */
     gc_encoder one;
-    gc_toy_config tc = {VOCAB, EMBED, HIDDEN, DIM, 0.1f, MAXP, 1, MAXP * 8, 11};
+    gc_toy_config tc = {VOCAB, EMBED, HIDDEN, DIM, 0.1f, 2, 1, 16, 11};
     CHECK_OK(gc_toy_encoder_create(&one, &tc));
     c = good, c.no_cache = 1;
     CHECK_OK(gc_engine_create(&e, &c, &one, &one, NULL));
-    CHECK_REFUSED(gc_engine_step(e, q, p, BATCH, 0, 0, &s), "no-cache with one slot");
+    CHECK_OK(gc_engine_step(e, q, p, BATCH, 0, 0, &s));
+    CHECK(gc_engine_reserved_count(e, 1) == BATCH * (1 + MAXK),
+          "no-cache reserves the whole side (%d)", gc_engine_reserved_count(e, 1));
     gc_engine_free(e);
+    /* and it refuses a step the encoder was never reserved for */
+    gc_encoder small;
+    tc.max_chunk = 2, tc.slots = 1;
+    CHECK_OK(gc_toy_encoder_create(&small, &tc));
+    gc_encode_args big = {q, 0, 0, 4, 1, 0, 5, 0};
+    float reps[4 * DIM];
+    CHECK_REFUSED(small.ops->forward(small.ctx, &big, reps), "a chunk beyond the reservation");
+    gc_encoder_free(&small);
     gc_engine_free(NULL);
     gc_encoder_free(&one);
     gc_encoder_free(&eq);

@@ -2,7 +2,7 @@
  * the float reference against the double one, the tiled gc_infonce against the dense
  * reference over batch sizes, tile sizes that do not divide them, hard negatives, symmetric
  * and cosine variants, numerical stability (large scale, duplicated rows) and bad calls. */
-#include "gradcache.h"
+#include "gc_testing.h"
 #include "test_util.h"
 
 #include <math.h>
@@ -51,12 +51,9 @@ static void test_finite_differences(void) {
         int B, K, sym, cosine;
         float tau;
     } cases[] = {
-        {"in-batch", 4, 0, 0, 0, 0.5f},
-        {"hard negatives K=2", 3, 2, 0, 0, 0.5f},
-        {"symmetric", 4, 0, 1, 0, 0.7f},
-        {"symmetric K=2", 3, 2, 1, 0, 0.7f},
-        {"cosine", 4, 0, 0, 1, 0.1f},
-        {"cosine symmetric K=2", 3, 2, 1, 1, 0.05f},
+        {"in-batch", 4, 0, 0, 0, 0.5f},  {"hard negatives K=2", 3, 2, 0, 0, 0.5f},
+        {"symmetric", 4, 0, 1, 0, 0.7f}, {"symmetric K=2", 3, 2, 1, 0, 0.7f},
+        {"cosine", 4, 0, 0, 1, 0.1f},    {"cosine symmetric K=2", 3, 2, 1, 1, 0.05f},
     };
     const int d = 5;
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -211,14 +208,14 @@ static void test_tiled_vs_dense(void) {
                 }
                 printf("tiled vs dense B=%-4d K=%d sym=%d cos=%d: loss %.2e dq %.2e dp %.2e "
                        "dlog_tau %.2e accuracy %.3f (diff %.3f)\n",
-                       B, K, cfg.symmetric, cfg.cosine, bw.loss, bw.dq, bw.dp, bw.dlt,
-                       ro.accuracy, bw.acc);
+                       B, K, cfg.symmetric, cfg.cosine, bw.loss, bw.dq, bw.dp, bw.dlt, ro.accuracy,
+                       bw.acc);
                 worst.loss = fmax(worst.loss, bw.loss), worst.dq = fmax(worst.dq, bw.dq);
                 worst.dp = fmax(worst.dp, bw.dp), worst.dlt = fmax(worst.dlt, bw.dlt);
                 free(q), free(p), free(rdq), free(rdp);
             }
-    printf("tiled vs dense, %d runs: max errors loss %.2e dq %.2e dp %.2e dlog_tau %.2e\n",
-           runs, worst.loss, worst.dq, worst.dp, worst.dlt);
+    printf("tiled vs dense, %d runs: max errors loss %.2e dq %.2e dp %.2e dlog_tau %.2e\n", runs,
+           worst.loss, worst.dq, worst.dp, worst.dlt);
 }
 
 /* Loss only (no gradients), and one gradient at a time. */
@@ -351,11 +348,11 @@ static void test_bad_calls(void) {
     for (int f = 0; f < 3; f++) { /* 0: tiled, 1: float reference, 2: double reference */
         const float *fq[2] = {NULL, q}, *fp[2] = {NULL, p};
         const double *dq2[2] = {NULL, qd}, *dp2[2] = {NULL, pd};
-#define CALL(QOK, POK, B_, PP, D, CFG, OUTOK)                                                 \
-    (gc_clear_error(),                                                                        \
-     f == 0   ? gc_infonce(fq[QOK], fp[POK], B_, PP, D, CFG, (OUTOK) ? &o : NULL, dq, dp, NULL) \
-     : f == 1 ? gc_infonce_ref(fq[QOK], fp[POK], B_, PP, D, CFG, (OUTOK) ? &o : NULL, dq, dp)  \
-              : gc_infonce_ref_f64(dq2[QOK], dp2[POK], B_, PP, D, CFG, (OUTOK) ? &loss : NULL, \
+#define CALL(QOK, POK, B_, PP, D, CFG, OUTOK)                                                      \
+    (gc_clear_error(),                                                                             \
+     f == 0   ? gc_infonce(fq[QOK], fp[POK], B_, PP, D, CFG, (OUTOK) ? &o : NULL, dq, dp, NULL)    \
+     : f == 1 ? gc_infonce_ref(fq[QOK], fp[POK], B_, PP, D, CFG, (OUTOK) ? &o : NULL, dq, dp)      \
+              : gc_infonce_ref_f64(dq2[QOK], dp2[POK], B_, PP, D, CFG, (OUTOK) ? &loss : NULL,     \
                                    NULL, NULL, NULL))
         expect(CALL(0, 1, B, P, d, &cfg, 1), E, "NULL q");
         expect(CALL(1, 0, B, P, d, &cfg, 1), E, "NULL p");

@@ -1,6 +1,6 @@
 /* test_matmul.c: gc_matmul (oneDNN) against gc_matmul_ref for every transpose and accumulate
  * combination, odd shapes, repeated shapes (cached primitives) and bad arguments. */
-#include "gradcache.h"
+#include "gc_testing.h"
 #include "test_util.h"
 
 #include <string.h>
@@ -14,7 +14,7 @@ static void fill(float *x, size_t n, unsigned *s) {
 
 int main(void) {
     /* small ones take the plain-loop path, large ones oneDNN */
-    const int shapes[][3] = {{1, 1, 1},    {7, 5, 3},      {64, 33, 17},  {12, 12, 32},
+    const int shapes[][3] = {{1, 1, 1},    {7, 5, 3},      {64, 33, 17},   {12, 12, 32},
                              {13, 32, 11}, {128, 384, 96}, {3, 1536, 384}, {40, 40, 32}};
     unsigned seed = 1;
     double worst = 0;

@@ -2,6 +2,7 @@
  * the decay rule by tensor name, the schedules, clipping, and the OpenMP loop against the
  * plain reference. */
 #include "gc_optim.h"
+#include "gc_testing.h"
 #include "test_util.h"
 
 #include <string.h>

@@ -1,7 +1,7 @@
 /* test_toy.c: the toy encoder's gradients against central finite differences (dropout off and
  * on: masks are addressed, so a perturbed forward sees the same mask), chunk independence,
  * encode == forward, deterministic init, and refusals of bad input. */
-#include "gradcache.h"
+#include "gc_testing.h"
 #include "test_util.h"
 
 #include <string.h>
@@ -47,8 +47,8 @@ static void check_gradients(float dropout, int train) {
     CHECK_OK(enc.ops->forward(enc.ctx, &a, reps));
     CHECK_OK(enc.ops->backward(enc.ctx, &a, w));
 
-    size_t n = enc.ops->num_params(enc.ctx);
-    float *p = enc.ops->params(enc.ctx), *g = enc.ops->grads(enc.ctx);
+    size_t n = gc_encoder_num_params(&enc);
+    float *p = gc_toy_params(&enc), *g = gc_toy_grads(&enc);
     float *fd = malloc(sizeof(float) * n);
     const float eps = 5e-3f;
     for (size_t i = 0; i < n; i++) {
@@ -108,15 +108,15 @@ int main(void) {
     gc_toy_config cfg = toy_cfg(0.3f, 8, 42);
     CHECK_OK(gc_toy_encoder_create(&enc, &cfg));
     CHECK_OK(gc_toy_encoder_create(&enc2, &cfg));
-    size_t n = enc.ops->num_params(enc.ctx);
+    size_t n = gc_encoder_num_params(&enc);
     CHECK(n == V * E + H * E + H + D * H + D, "num_params %zu", n);
     CHECK(enc.ops->dim(enc.ctx) == D, "dim");
-    CHECK(memcmp(enc.ops->params(enc.ctx), enc2.ops->params(enc2.ctx), n * sizeof(float)) == 0,
+    CHECK(memcmp(gc_toy_params(&enc), gc_toy_params(&enc2), n * sizeof(float)) == 0,
           "same seed, same parameters");
     gc_encoder_free(&enc2);
     gc_toy_config cfg43 = toy_cfg(0.3f, 8, 43);
     CHECK_OK(gc_toy_encoder_create(&enc2, &cfg43));
-    CHECK(memcmp(enc.ops->params(enc.ctx), enc2.ops->params(enc2.ctx), n * sizeof(float)) != 0,
+    CHECK(memcmp(gc_toy_params(&enc), gc_toy_params(&enc2), n * sizeof(float)) != 0,
           "different seed, different parameters");
     gc_encoder_free(&enc2);
 
@@ -151,7 +151,7 @@ int main(void) {
 
     /* Backward in two chunks equals backward of the whole. */
     float *gwhole = malloc(sizeof(float) * n);
-    float *g = enc.ops->grads(enc.ctx);
+    float *g = gc_toy_grads(&enc);
     float dreps[NSEQ * D];
     for (int i = 0; i < NSEQ * D; i++) dreps[i] = (float)((i * 7) % 11) / 11.0f - 0.5f;
     gc_encoder_zero_grad(&enc);

@@ -9,26 +9,26 @@
 
 static int g_checks, g_failures;
 
-#define CHECK(cond, ...)                                                                      \
-    do {                                                                                      \
-        g_checks++;                                                                           \
-        if (!(cond)) {                                                                        \
-            g_failures++;                                                                     \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                   \
-            fprintf(stderr, __VA_ARGS__);                                                     \
-            fprintf(stderr, "\n");                                                            \
-        }                                                                                     \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        g_checks++;                                                                                \
+        if (!(cond)) {                                                                             \
+            g_failures++;                                                                          \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_OK(expr)                                                                        \
-    do {                                                                                      \
-        gc_status st_ = (expr);                                                               \
-        g_checks++;                                                                           \
-        if (st_ != GC_OK) {                                                                   \
-            g_failures++;                                                                     \
-            fprintf(stderr, "FAIL %s:%d: %s returned %s: %s\n", __FILE__, __LINE__, #expr,    \
-                    gc_status_str(st_), gc_last_error());                                     \
-        }                                                                                     \
+#define CHECK_OK(expr)                                                                             \
+    do {                                                                                           \
+        gc_status st_ = (expr);                                                                    \
+        g_checks++;                                                                                \
+        if (st_ != GC_OK) {                                                                        \
+            g_failures++;                                                                          \
+            fprintf(stderr, "FAIL %s:%d: %s returned %s: %s\n", __FILE__, __LINE__, #expr,         \
+                    gc_status_str(st_), gc_last_error());                                          \
+        }                                                                                          \
     } while (0)
 
 /* max |a-b| / max(max|b|, tiny): a per-tensor norm-relative error. */

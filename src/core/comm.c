@@ -1,5 +1,5 @@
-/* comm.c: the single-process communicator and the encoder helpers. */
-#include "gradcache.h"
+/* comm.c: the single-process communicator. */
+#include "gc_comm.h"
 
 #include <string.h>
 
@@ -16,12 +16,13 @@ static int single_size(void *ctx) {
 static gc_status single_all_gather(void *ctx, const float *local, size_t rows_local, size_t d,
                                    float *global) {
     (void)ctx;
-    if (local != global && rows_local * d > 0) memmove(global, local, rows_local * d * sizeof(float));
+    if (local != global && rows_local * d > 0)
+        memmove(global, local, rows_local * d * sizeof(float));
     return GC_OK;
 }
 
-static gc_status single_all_reduce_sum(void *ctx, float *buf, size_t n) {
-    (void)ctx, (void)buf, (void)n;
+static gc_status single_all_reduce_sum(void *ctx, float *buf, size_t n, gc_mem where) {
+    (void)ctx, (void)buf, (void)n, (void)where;
     return GC_OK;
 }
 
@@ -31,18 +32,4 @@ static const gc_comm_ops g_single_ops = {single_rank, single_size, single_all_ga
 gc_comm gc_comm_single(void) {
     gc_comm c = {&g_single_ops, NULL};
     return c;
-}
-
-void gc_encoder_zero_grad(gc_encoder *enc) {
-    if (!enc || !enc->ops) return;
-    size_t n = enc->ops->num_params(enc->ctx);
-    float *g = enc->ops->grads(enc->ctx);
-    if (g && n) memset(g, 0, n * sizeof(float));
-}
-
-void gc_encoder_free(gc_encoder *enc) {
-    if (!enc || !enc->ops) return;
-    if (enc->ops->free) enc->ops->free(enc->ctx);
-    enc->ops = NULL;
-    enc->ctx = NULL;
 }

@@ -9,7 +9,8 @@
  * hardware oneDNN serves both through the same jit GEMM, so nothing is lost in speed.
  * The primitives are per thread so the function may be called from inside an OpenMP region
  * (oneDNN then runs single-threaded there). */
-#include "gradcache.h"
+#include "gc_core.h"
+#include "gc_testing.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <stdlib.h>
@@ -25,8 +26,10 @@ void gc_matmul_ref(float *C, const float *A, const float *B, int M, int N, int K
                 float b = trans_b ? B[(size_t)j * K + k] : B[(size_t)k * N + j];
                 acc += a * b;
             }
-            if (accumulate) C[(size_t)i * N + j] += acc;
-            else C[(size_t)i * N + j] = acc;
+            if (accumulate)
+                C[(size_t)i * N + j] += acc;
+            else
+                C[(size_t)i * N + j] = acc;
         }
     }
 }
@@ -36,8 +39,8 @@ void gc_matmul_ref(float *C, const float *A, const float *B, int M, int N, int K
  * contiguous and vectorizes; each output's summation order depends only on the shape. */
 #define SMALL_PRODUCT 32768
 
-static void matmul_small(float *C, const float *A, const float *B, int M, int N, int K,
-                         int trans_a, int trans_b, int accumulate) {
+static void matmul_small(float *C, const float *A, const float *B, int M, int N, int K, int trans_a,
+                         int trans_b, int accumulate) {
     for (int i = 0; i < M; i++) {
         float *c = C + (size_t)i * N;
         if (trans_b) { /* C[i,j] = dot(a_i, B[j,:]) with B stored (N, K) */

@@ -67,7 +67,8 @@ static inline void mulhilo8(__m256i m, __m256i x, __m256i *hi, __m256i *lo) {
 
 /* The same eight blocks as block8, as uniform floats: u[k][l] is lane k of quad q0 + l. */
 static void uniform8(float u[4][LANES], const gc_rng_addr *a, uint32_t q0) {
-    __m256i c0 = _mm256_add_epi32(_mm256_set1_epi32((int)q0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256i c0 =
+        _mm256_add_epi32(_mm256_set1_epi32((int)q0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     __m256i c1 = _mm256_set1_epi32((int)a->example);
     __m256i c2 = _mm256_set1_epi32((int)a->step);
     __m256i c3 = _mm256_set1_epi32((int)((a->side << 24) | (a->stream & 0xFFFFFFu)));
@@ -87,7 +88,8 @@ static void uniform8(float u[4][LANES], const gc_rng_addr *a, uint32_t q0) {
     const __m256 scale = _mm256_set1_ps(1.0f / 16777216.0f);
     __m256i c[4] = {c0, c1, c2, c3};
     for (int k = 0; k < 4; k++)
-        _mm256_storeu_ps(u[k], _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(c[k], 8)), scale));
+        _mm256_storeu_ps(u[k],
+                         _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(c[k], 8)), scale));
 }
 #else
 /* Eight Philox blocks side by side (structure of arrays), so the compiler can keep each round

@@ -8,15 +8,24 @@ static _Thread_local char g_error[1024];
 
 const char *gc_status_str(gc_status s) {
     switch (s) {
-    case GC_OK: return "ok";
-    case GC_ERR_INVALID_ARG: return "invalid argument";
-    case GC_ERR_NOMEM: return "out of memory";
-    case GC_ERR_IO: return "I/O error";
-    case GC_ERR_FORMAT: return "malformed input";
-    case GC_ERR_NUMERIC: return "non-finite number";
-    case GC_ERR_UNSUPPORTED: return "unsupported";
-    case GC_ERR_INTERNAL: return "internal error";
-    case GC_ERR_INTERRUPTED: return "interrupted";
+    case GC_OK:
+        return "ok";
+    case GC_ERR_INVALID_ARG:
+        return "invalid argument";
+    case GC_ERR_NOMEM:
+        return "out of memory";
+    case GC_ERR_IO:
+        return "I/O error";
+    case GC_ERR_FORMAT:
+        return "malformed input";
+    case GC_ERR_NUMERIC:
+        return "non-finite number";
+    case GC_ERR_UNSUPPORTED:
+        return "unsupported";
+    case GC_ERR_INTERNAL:
+        return "internal error";
+    case GC_ERR_INTERRUPTED:
+        return "interrupted";
     }
     return "unknown status";
 }

@@ -14,7 +14,8 @@
  * negatives separately lays the global passages out exactly as gc_infonce expects. Each rank
  * computes the (cheap) loss over the gathered batch and back-propagates its own share; the
  * final all-reduce sums the shares. */
-#include "gradcache.h"
+#include "gc_engine.h"
+#include "gc_testing.h"
 
 #include <limits.h>
 #include <math.h>
@@ -38,7 +39,8 @@ struct gc_engine {
                                there is one rank) */
     float *scratch;         /* (max chunk, d) reps of pass 2, which only its gradient needs */
     int scratch_rows;
-    void *ws; /* loss workspace */
+    gc_encoder_reserve reserved[2]; /* what each encoder was asked to hold ([0] when shared) */
+    void *ws;                       /* loss workspace */
     size_t ws_size;
 };
 
@@ -78,19 +80,25 @@ static gc_status wrap_error(gc_status st, const char *fmt, ...) {
     return gc_set_error(st, "engine step: %s: %s", where, inner);
 }
 
-static gc_status check_encoder(const gc_encoder *enc, const char *which) {
-    if (!enc) return gc_set_error(GC_ERR_INVALID_ARG, "engine create: NULL %s encoder", which);
-    const gc_encoder_ops *o = enc->ops;
-    if (!o || !o->dim || !o->num_params || !o->params || !o->grads || !o->encode || !o->forward ||
-        !o->backward)
-        return gc_set_error(GC_ERR_INVALID_ARG,
-                            "engine create: %s encoder has a missing operation table or "
-                            "function",
-                            which);
-    if (o->dim(enc->ctx) < 1)
-        return gc_set_error(GC_ERR_INVALID_ARG, "engine create: %s encoder has dim %d", which,
-                            o->dim(enc->ctx));
-    return GC_OK;
+/* What one encoder must hold for this engine's chunk rule: pass 1 and pass 2 call it with at
+ * most one chunk of its side's local share; no-cache mode calls it once with the whole share
+ * (a shared encoder keeps both sides at once, in slots 0 and 1). */
+static gc_encoder_reserve reserve_for(const gc_engine_config *cfg, int shared, int side_mask,
+                                      int size) {
+    int bl = (cfg->max_batch + size - 1) / size;
+    int pl = bl * (1 + cfg->max_negatives);
+    int qn = cfg->no_cache ? bl : (cfg->query_chunk < bl ? cfg->query_chunk : bl);
+    int pn = cfg->no_cache ? pl : (cfg->passage_chunk < pl ? cfg->passage_chunk : pl);
+    int n = 0;
+    if (side_mask & 1) n = qn;
+    if ((side_mask & 2) && pn > n) n = pn;
+    gc_encoder_reserve r = {n, cfg->max_len, cfg->no_cache && shared ? 2 : 1};
+    return r;
+}
+
+/* Slot of a no-cache forward: a shared encoder keeps both sides (slot = side). */
+static int nocache_slot(const gc_engine *e, int side) {
+    return e->shared ? side : 0;
 }
 
 gc_status gc_engine_create(gc_engine **out, const gc_engine_config *cfg, gc_encoder *query_enc,
@@ -98,9 +106,9 @@ gc_status gc_engine_create(gc_engine **out, const gc_engine_config *cfg, gc_enco
     if (!out) return gc_set_error(GC_ERR_INVALID_ARG, "engine create: NULL output pointer");
     *out = NULL;
     if (!cfg) return gc_set_error(GC_ERR_INVALID_ARG, "engine create: NULL config");
-    gc_status st = check_encoder(query_enc, "query");
+    gc_status st = gc_encoder_check(query_enc, "engine create: query");
     if (st != GC_OK) return st;
-    if ((st = check_encoder(passage_enc, "passage")) != GC_OK) return st;
+    if ((st = gc_encoder_check(passage_enc, "engine create: passage")) != GC_OK) return st;
     int dq = query_enc->ops->dim(query_enc->ctx), dp = passage_enc->ops->dim(passage_enc->ctx);
     if (dq != dp)
         return gc_set_error(GC_ERR_INVALID_ARG,
@@ -112,6 +120,8 @@ gc_status gc_engine_create(gc_engine **out, const gc_engine_config *cfg, gc_enco
     if (cfg->max_negatives < 0)
         return gc_set_error(GC_ERR_INVALID_ARG, "engine create: max_negatives %d < 0",
                             cfg->max_negatives);
+    if (cfg->max_len < 1)
+        return gc_set_error(GC_ERR_INVALID_ARG, "engine create: max_len %d < 1", cfg->max_len);
     if (cfg->query_chunk < 1 || cfg->passage_chunk < 1)
         return gc_set_error(GC_ERR_INVALID_ARG,
                             "engine create: chunk sizes must be >= 1 (query %d, passage %d)",
@@ -173,6 +183,19 @@ gc_status gc_engine_create(gc_engine **out, const gc_engine_config *cfg, gc_enco
         e->qlocal = e->qreps, e->plocal = e->preps;
     }
     e->scratch = m;
+    /* the encoders hold what this chunk rule needs, allocated now rather than in a step */
+    for (int i = 0; i < (e->shared ? 1 : 2); i++) {
+        gc_encoder *enc = i == 0 ? e->qenc : e->penc;
+        gc_encoder_reserve r = reserve_for(cfg, e->shared, e->shared ? 3 : 1 << i, size);
+        e->reserved[i] = r;
+        if ((st = enc->ops->reserve(enc->ctx, &r)) != GC_OK) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", gc_last_error());
+            gc_engine_free(e);
+            return gc_set_error(st, "engine create: %s encoder reserving %d examples of %d: %s",
+                                i == 0 ? "query" : "passage", r.max_count, r.max_len, msg);
+        }
+    }
     *out = e;
     return GC_OK;
 }
@@ -188,6 +211,11 @@ void gc_engine_set_temperature(gc_engine *e, float temperature) {
     if (e) e->cfg.loss.temperature = temperature; /* the next step checks it */
 }
 
+int gc_engine_reserved_count(const gc_engine *e, int side) {
+    if (!e) return 0;
+    return e->shared ? e->reserved[0].max_count : e->reserved[side ? 1 : 0].max_count;
+}
+
 const float *gc_engine_query_reps(const gc_engine *e) {
     return e ? e->qreps : NULL;
 }
@@ -200,9 +228,10 @@ gc_status gc_engine_reduce_grads(gc_engine *e) {
     if (!e) return gc_set_error(GC_ERR_INVALID_ARG, "engine reduce: NULL engine");
     gc_encoder *encs[2] = {e->qenc, e->penc};
     for (int i = 0; i < (e->shared ? 1 : 2); i++) {
-        float *g = encs[i]->ops->grads(encs[i]->ctx);
-        size_t n = encs[i]->ops->num_params(encs[i]->ctx);
-        gc_status st = e->comm.ops->all_reduce_sum(e->comm.ctx, g, n);
+        gc_param_store s = gc_encoder_store(encs[i]);
+        float *g = s.ops->grad_buffer(s.ctx);
+        size_t n = s.ops->num_params(s.ctx);
+        gc_status st = e->comm.ops->all_reduce_sum(e->comm.ctx, g, n, s.ops->location(s.ctx));
         if (st != GC_OK) return st;
     }
     return GC_OK;
@@ -267,7 +296,8 @@ static gc_status forward_whole(gc_engine *e, gc_encoder *enc, const void *inputs
                                int K, uint32_t step, gc_encode_args *a) {
     segment seg[2];
     side_segments(e, side, B, K, seg); /* one segment: create refused the two-run case */
-    *a = (gc_encode_args){inputs, side, seg[0].first, seg[0].count, 1, side, e->cfg.seed, step};
+    *a = (gc_encode_args){inputs,      side, seg[0].first, seg[0].count, 1, nocache_slot(e, side),
+                          e->cfg.seed, step};
     gc_status st = enc->ops->forward(enc->ctx, a, side == 0 ? e->qlocal : e->plocal);
     return st == GC_OK ? GC_OK
                        : wrap_error(st, "no-cache forward, side %d, examples [%d, %d)", side,
@@ -310,12 +340,13 @@ gc_status gc_engine_step_opts(gc_engine *e, const void *queries, const void *pas
                             "at create",
                             B, P);
 
+    gc_status st;
     if (!(opts && opts->accumulate)) {
-        gc_encoder_zero_grad(e->qenc);
-        if (!e->shared) gc_encoder_zero_grad(e->penc);
+        st = gc_encoder_zero_grad(e->qenc);
+        if (st == GC_OK && !e->shared) st = gc_encoder_zero_grad(e->penc);
+        if (st != GC_OK) return wrap_error(st, "zeroing gradients");
     }
 
-    gc_status st;
     gc_encode_args qa, pa;
     if (e->cfg.no_cache) {
         if ((st = forward_whole(e, e->qenc, queries, 0, B, K, step, &qa)) != GC_OK) return st;

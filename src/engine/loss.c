@@ -3,7 +3,8 @@
  * The plain dense reference (the whole B x P score matrix, in double) serves gc_infonce_ref_f64
  * and, on widened inputs, gc_infonce_ref; gc_infonce is the tiled version that production
  * uses and the tests hold against it. */
-#include "gradcache.h"
+#include "gc_loss.h"
+#include "gc_testing.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -17,13 +18,16 @@ static gc_status check_args(const void *q, const void *p, int B, int P, int d,
                             const gc_loss_config *cfg, const void *out, const char *fn) {
     if (!q || !p || !cfg || !out)
         return gc_set_error(GC_ERR_INVALID_ARG, "%s: NULL %s", fn,
-                            !q ? "q" : !p ? "p" : !cfg ? "config" : "output");
+                            !q     ? "q"
+                            : !p   ? "p"
+                            : !cfg ? "config"
+                                   : "output");
     if (B <= 0) return gc_set_error(GC_ERR_INVALID_ARG, "%s: batch size %d <= 0", fn, B);
     if (d <= 0) return gc_set_error(GC_ERR_INVALID_ARG, "%s: dimension %d <= 0", fn, d);
     if (P < B || P % B != 0)
         return gc_set_error(GC_ERR_INVALID_ARG,
-                            "%s: %d passages is not a positive multiple of the batch size %d",
-                            fn, P, B);
+                            "%s: %d passages is not a positive multiple of the batch size %d", fn,
+                            P, B);
     if (!(cfg->temperature > 0.0f) || !isfinite(cfg->temperature))
         return gc_set_error(GC_ERR_INVALID_ARG, "%s: temperature %g must be finite and > 0", fn,
                             (double)cfg->temperature);
@@ -92,8 +96,8 @@ static gc_status infonce_dense(const double *q, const double *p, int B, int P, i
     const double tau = cfg->temperature;
     const int sym = cfg->symmetric != 0, cosine = cfg->cosine != 0;
     double *qh = NULL, *ph = NULL, *qn = NULL, *pn = NULL;
-    double *S = malloc(sizeof(double) * (size_t)B * P);  /* (B,P) scores */
-    double *dS = calloc((size_t)B * P, sizeof(double));  /* (B,P) d loss / d scores */
+    double *S = malloc(sizeof(double) * (size_t)B * P); /* (B,P) scores */
+    double *dS = calloc((size_t)B * P, sizeof(double)); /* (B,P) d loss / d scores */
     double *gq = NULL, *gp = NULL;
     if (cosine) {
         qh = malloc(sizeof(double) * (size_t)B * d), ph = malloc(sizeof(double) * (size_t)P * d);
@@ -204,8 +208,10 @@ gc_status gc_infonce_ref(const float *q, const float *p, int B, int P, int d,
         out->loss = loss;
         out->dlog_tau = dlt;
         out->accuracy = acc;
-        if (dq) for (size_t i = 0; i < nq; i++) dq[i] = (float)gq[i];
-        if (dp) for (size_t i = 0; i < np; i++) dp[i] = (float)gp[i];
+        if (dq)
+            for (size_t i = 0; i < nq; i++) dq[i] = (float)gq[i];
+        if (dp)
+            for (size_t i = 0; i < np; i++) dp[i] = (float)gp[i];
     }
     free(buf);
     return st;
@@ -237,7 +243,7 @@ gc_status gc_infonce_ref(const float *q, const float *p, int B, int P, int d,
 
 /* Offsets of the pieces of the workspace, each aligned to 64 bytes. */
 typedef struct loss_layout {
-    int tile, tq, tp; /* tile edge; tile rows and columns actually used */
+    int tile, tq, tp;                       /* tile edge; tile rows and columns actually used */
     size_t row_m, row_z, row_e, pos, other; /* per query */
     size_t col_m, col_z, col_e;             /* per positive column (symmetric only) */
     size_t a, b;                            /* score scales of queries and passages */
@@ -343,9 +349,8 @@ static gc_status score_tile(float *S, const float *q, const float *p, const floa
     return GC_OK;
 }
 
-gc_status gc_infonce(const float *q, const float *p, int B, int P, int d,
-                     const gc_loss_config *cfg, gc_loss_out *out, float *dq, float *dp,
-                     void *workspace) {
+gc_status gc_infonce(const float *q, const float *p, int B, int P, int d, const gc_loss_config *cfg,
+                     gc_loss_out *out, float *dq, float *dp, void *workspace) {
     gc_status st = check_args(q, p, B, P, d, cfg, out, "infonce");
     if (st != GC_OK) return st;
     if (!all_finite(q, (size_t)B * d))
@@ -495,13 +500,11 @@ gc_status gc_infonce(const float *q, const float *p, int B, int P, int d,
                     s[dg] = (float)(w * g * ai * bj[dg]);
                 }
             }
-            if (dq &&
-                (st = gc_matmul(dq + (size_t)I0 * d, S, p + (size_t)J0 * d, ti, d, tj, 0, 0,
-                                J0 > 0)) != GC_OK)
+            if (dq && (st = gc_matmul(dq + (size_t)I0 * d, S, p + (size_t)J0 * d, ti, d, tj, 0, 0,
+                                      J0 > 0)) != GC_OK)
                 break;
-            if (dp &&
-                (st = gc_matmul(dp + (size_t)J0 * d, S, q + (size_t)I0 * d, tj, d, ti, 1, 0,
-                                I0 > 0)) != GC_OK)
+            if (dp && (st = gc_matmul(dp + (size_t)J0 * d, S, q + (size_t)I0 * d, tj, d, ti, 1, 0,
+                                      I0 > 0)) != GC_OK)
                 break;
         }
     }

@@ -1,6 +1,11 @@
-/* bert_internal.h: the inside of gc_bert, shared by the model (bert.c), its files (bert_io.c)
- * and the tests: the parameter layout (one flat buffer, named pointers into it), the
- * activation slots, and the scratch buffers a training step reuses. */
+/* bert_internal.h: the inside of gc_bert, shared by the model (bert_weights.c, bert.c), its
+ * files (bert_io.c) and the tests. A gc_bert is two halves:
+ *  - the weights (bert_weights, bert_weights.c): the config, the parameter layout (one table
+ *    from which the count, the named pointers and the Hugging Face tensor names all come),
+ *    the flat parameter and gradient buffers and the host parameter store over them. It knows
+ *    nothing of activations, so another runtime (a CUDA one) can sit beside it unchanged;
+ *  - the CPU runtime (bert_cpu, bert.c): activation slots, scratch, thread-count sizing, and
+ *    the forward and backward passes. */
 #ifndef GC_BERT_INTERNAL_H
 #define GC_BERT_INTERNAL_H
 
@@ -10,9 +15,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* ------------------------------------------------------------------------------------------ */
+/* the weights half */
+
 /* Pointers into the flat parameter (or gradient) buffer. Per-layer tensors are stacked over
  * the L layers; query, key and value weights are stacked into one (3C, C) matrix per layer so
- * the three projections are one product. Weights keep PyTorch's (out, in) layout. */
+ * the three projections are one product. Weights keep PyTorch's (out, in) layout. Where each
+ * field lies comes from bert_param_table (bert_weights.c). */
 typedef struct bert_params {
     float *wte;      /* (V, C) word embeddings */
     float *wpe;      /* (maxP, C) position embeddings */
@@ -33,6 +42,31 @@ typedef struct bert_params {
     float *ln2b;     /* (L, C) */
 } bert_params;
 
+/* The sizes a parameter shape is written in. */
+typedef enum bert_dim {
+    BERT_DIM_NONE = 0, /* no second dimension: a vector */
+    BERT_DIM_V,        /* vocab_size */
+    BERT_DIM_P,        /* max_position */
+    BERT_DIM_TV,       /* type_vocab */
+    BERT_DIM_C,        /* hidden */
+    BERT_DIM_I,        /* intermediate */
+} bert_dim;
+
+/* One row of the parameter table: a Hugging Face tensor (without the "bert." prefix; per-layer
+ * names follow "encoder.layer.<l>."), its shape, and the bert_params field it lies in. Rows
+ * sharing a field (query, key, value) lie one after another within each layer's block of it.
+ * Fields lie in the flat buffer in the order of their first row, each (L, block) when per
+ * layer; tensors are numbered global rows first, then layer by layer. */
+typedef struct bert_param_spec {
+    const char *name;
+    int per_layer;
+    bert_dim rows, cols;
+    size_t field; /* offsetof(bert_params, ...) */
+} bert_param_spec;
+
+extern const bert_param_spec bert_param_table[];
+extern const int bert_param_table_rows;
+
 /* One named tensor of the flat buffer, under its Hugging Face name (no "bert." prefix). */
 typedef struct bert_tensor {
     char name[96];
@@ -42,12 +76,42 @@ typedef struct bert_tensor {
     int64_t shape[2];
 } bert_tensor;
 
+typedef struct bert_weights {
+    gc_bert_config cfg;
+    size_t num_params;
+    float *params;
+    float *grads;
+    bert_params p, g;
+    int num_tensors;
+    bert_tensor *tensors;  /* (num_tensors) names and shapes for the safetensors files */
+    gc_tensor_view *views; /* (num_tensors) the same tensors, for the parameter store */
+    gc_host_store store;   /* over params and grads; owns the optimizer */
+    /* the pooler of a loaded checkpoint: not part of the encoder, kept so a save gives it back
+     * (sentence-transformers otherwise initialises it at random, with a warning) */
+    float *pooler; /* (C, C) weight then (C) bias, or NULL */
+} bert_weights;
+
+/* Checks that keep every size and dropout element address inside its integer type. */
+gc_status bert_config_validate(const gc_bert_config *cfg);
+/* Lay out and allocate the weights for cfg (validated here): parameters and gradients zeroed.
+ * On failure w is left released. */
+gc_status bert_weights_init(bert_weights *w, const gc_bert_config *cfg);
+/* normal(0, 0.02) weights, zero biases, unit LayerNorm, a zero padding embedding. */
+void bert_weights_init_random(bert_weights *w, uint64_t seed);
+/* Frees the buffers and the store's optimizer; a zeroed or released w is fine. */
+void bert_weights_release(bert_weights *w);
+
+/* ------------------------------------------------------------------------------------------ */
+/* the CPU runtime half */
+
 /* Activations a forward pass keeps for its backward pass. Per-token buffers hold max_tokens =
  * max_chunk * max_len rows per layer; a chunk uses the first N (packed, no padding). After
  * gc_bert_reserve_inference slot 0 has only reps, pnorm and the integer arrays (the
  * activation pointers are NULL). */
 typedef struct bert_slot {
     float *mem;                 /* the one float allocation of this slot */
+    float *reps;                /* (max_chunk, C) pooled (and normalized) output */
+    float *pnorm;               /* (max_chunk) norms before normalization */
     float *emb;                 /* (T, C) embedding sum before LayerNorm */
     float *emb_mean, *emb_rstd; /* (T) */
     float *resid;               /* (L+1, T, C): [0] embeddings output, [l+1] output of layer l */
@@ -55,37 +119,24 @@ typedef struct bert_slot {
     float *att;                 /* (L, att_cap) softmax probabilities per sequence (NH, len, len) */
     float *ctx;                 /* (L, T, C) attention context */
     float *r1;                  /* (L, T, C) input of the attention LayerNorm */
-    float *ln1_mean, *ln1_rstd; /* (L, T) */
     float *h1;                  /* (L, T, C) output of the attention LayerNorm */
+    float *ln1_mean, *ln1_rstd; /* (L, T) */
+    float *ln2_mean, *ln2_rstd; /* (L, T) */
     float *fch;                 /* (L, T, I) intermediate dense before GELU */
     float *r2;                  /* (L, T, C) input of the output LayerNorm */
-    float *ln2_mean, *ln2_rstd; /* (L, T) */
-    float *reps;                /* (max_chunk, C) pooled (and normalized) output */
-    float *pnorm;               /* (max_chunk) norms before normalization */
     void *imem;                 /* the one integer allocation of this slot */
+    size_t *att_off;            /* (max_chunk + 1) */
     uint64_t *id_keys;          /* (T) sort keys for by_id */
     int32_t *ids;               /* (T) */
     int *by_id;                 /* (T) token indices in id order, for the embedding backward */
-    int *off;                   /* (max_chunk + 1) */
-    size_t *att_off;            /* (max_chunk + 1) */
     int *tok_seq, *tok_pos;     /* (T) */
+    int *off;                   /* (max_chunk + 1) */
     bert_chunk ck;              /* the chunk of the last forward into this slot */
     int valid;                  /* a forward with activations kept lives here */
     int first, count, side, train;
 } bert_slot;
 
-struct gc_bert {
-    gc_bert_config cfg;
-    size_t num_params;
-    float *params;
-    float *grads;
-    bert_params p, g;
-    bert_tensor *tensors;
-    int num_tensors;
-    /* the pooler of a loaded checkpoint: not part of the encoder, kept so a save gives it back
-     * (sentence-transformers otherwise initialises it at random, with a warning) */
-    float *pooler; /* (C, C) weight then (C) bias, or NULL */
-
+typedef struct bert_cpu {
     /* sized by gc_bert_reserve (num_slots 1 or 2) or gc_bert_reserve_inference (num_slots 0) */
     int max_chunk, max_len, num_slots, nthr;
     size_t max_tokens; /* max_chunk * max_len */
@@ -97,18 +148,23 @@ struct gc_bert {
     float *s_a, *s_b, *s_t1, *s_t2; /* (T, C) each */
     float *s_g1, *s_g2;             /* (T, I) each */
     /* encode's buffers, one layer's worth that every layer overwrites; they share the memory
-     * of the training scratch above when there is one */
-    float *e_x;             /* (T, C) the hidden state, updated in place */
+     * of the training scratch above when there is one. No kernel runs in place except
+     * dropout, which says it may. */
+    float *e_h[3];          /* (T, C) each: the hidden state and two branch buffers, rotating */
     float *e_big;           /* (T, max(3C, I)): q|k|v, later the intermediate layer */
-    float *e_ctx, *e_t;     /* (T, C) each */
+    float *e_gelu;          /* (T, I) GELU of the intermediate layer */
     float *e_mean, *e_rstd; /* (T) each */
-    float *s_att;           /* nthr * bert_attention_scratch_floats */
-    float *s_drop;          /* nthr * C */
+    /* both passes */
+    float *s_att;  /* nthr * bert_attention_scratch_floats */
+    float *s_drop; /* nthr * C */
+} bert_cpu;
+
+struct gc_bert {
+    bert_weights w;
+    bert_cpu rt;
 };
 
 /* Lay out and allocate a model for cfg (validated here): parameters zeroed, gradients zeroed. */
 gc_status bert_create(gc_bert **out, const gc_bert_config *cfg);
-/* Checks that keep every size and dropout element address inside its integer type. */
-gc_status bert_config_validate(const gc_bert_config *cfg);
 
 #endif

@@ -369,7 +369,8 @@ static gc_status read_tensor(const gc_safetensors *sf, const char *path, const c
     return GC_OK;
 }
 
-static gc_status load_weights(gc_bert *m, const char *path) {
+/* Read every tensor of the table into w (shapes checked), and the pooler when there is one. */
+static gc_status load_weights(bert_weights *w, const char *path) {
     if (!is_file(path)) {
         char other[PATH_MAX_LEN];
         snprintf(other, sizeof other, "%s", path);
@@ -387,13 +388,13 @@ static gc_status load_weights(gc_bert *m, const char *path) {
     gc_safetensors *sf = NULL;
     gc_status st = gc_st_open(&sf, path);
     if (st != GC_OK) return st;
-    for (int i = 0; i < m->num_tensors && st == GC_OK; i++) {
-        const bert_tensor *t = &m->tensors[i];
-        st = read_tensor(sf, path, t->name, t->ndim, t->shape, m->params + t->offset, 1, NULL);
+    for (int i = 0; i < w->num_tensors && st == GC_OK; i++) {
+        const bert_tensor *t = &w->tensors[i];
+        st = read_tensor(sf, path, t->name, t->ndim, t->shape, w->params + t->offset, 1, NULL);
     }
     if (st == GC_OK) {
         /* the pooler is optional, and kept only when both of its tensors are there */
-        size_t C = m->cfg.hidden;
+        size_t C = w->cfg.hidden;
         float *pool = malloc((C * C + C) * sizeof(float));
         int64_t ws[2] = {(int64_t)C, (int64_t)C}, bs[1] = {(int64_t)C};
         int fw = 0, fb = 0;
@@ -402,7 +403,7 @@ static gc_status load_weights(gc_bert *m, const char *path) {
         if (st == GC_OK)
             st = read_tensor(sf, path, "pooler.dense.bias", 1, bs, pool + C * C, 0, &fb);
         if (st == GC_OK && fw && fb)
-            m->pooler = pool;
+            w->pooler = pool;
         else
             free(pool);
     }
@@ -436,7 +437,7 @@ gc_status gc_bert_load(gc_bert **out, const char *model_dir) {
     gc_bert *m = NULL;
     if ((st = bert_create(&m, &cfg)) != GC_OK) return st;
     if ((st = join(path, lay.transformer_dir, "model.safetensors")) == GC_OK)
-        st = load_weights(m, path);
+        st = load_weights(&m->w, path);
     if (st != GC_OK) {
         gc_bert_free(m);
         return st;
@@ -533,24 +534,25 @@ static gc_status copy_file(const char *src_dir, const char *dst_dir, const char 
     return st;
 }
 
-static gc_status save_weights(const gc_bert *m, const char *path) {
-    int n = m->num_tensors + (m->pooler ? 2 : 0);
+static gc_status save_weights(const bert_weights *w, const char *path) {
+    int n = w->num_tensors + (w->pooler ? 2 : 0);
     gc_st_item *items = calloc((size_t)n, sizeof *items);
     if (!items) return gc_set_error(GC_ERR_NOMEM, "bert_save: out of memory");
-    for (int i = 0; i < m->num_tensors; i++) {
-        const bert_tensor *t = &m->tensors[i];
+    for (int i = 0; i < w->num_tensors; i++) {
+        const bert_tensor *t = &w->tensors[i];
         items[i].name = t->name;
-        items[i].data = m->params + t->offset;
+        items[i].data = w->params + t->offset;
         items[i].ndim = t->ndim;
         items[i].shape[0] = t->shape[0];
         items[i].shape[1] = t->shape[1];
     }
-    if (m->pooler) {
-        int64_t C = m->cfg.hidden;
-        gc_st_item *w = &items[m->num_tensors], *b = w + 1;
-        w->name = "pooler.dense.weight", w->data = m->pooler, w->ndim = 2;
-        w->shape[0] = C, w->shape[1] = C;
-        b->name = "pooler.dense.bias", b->data = m->pooler + C * C, b->ndim = 1, b->shape[0] = C;
+    if (w->pooler) {
+        int64_t C = w->cfg.hidden;
+        gc_st_item *pw = &items[w->num_tensors], *pb = pw + 1;
+        pw->name = "pooler.dense.weight", pw->data = w->pooler, pw->ndim = 2;
+        pw->shape[0] = C, pw->shape[1] = C;
+        pb->name = "pooler.dense.bias", pb->data = w->pooler + C * C, pb->ndim = 1;
+        pb->shape[0] = C;
     }
     gc_status st = gc_st_write(path, items, n, "pt");
     free(items);
@@ -559,12 +561,12 @@ static gc_status save_weights(const gc_bert *m, const char *path) {
 
 gc_status gc_bert_save(const gc_bert *m, const char *out_dir, const char *tokenizer_src_dir) {
     if (!m || !out_dir) return gc_set_error(GC_ERR_INVALID_ARG, "bert_save: NULL argument");
-    const gc_bert_config *c = &m->cfg;
+    const gc_bert_config *c = &m->w.cfg;
     char path[PATH_MAX_LEN];
     gc_status st = gc_mkdirs(out_dir);
     if (st != GC_OK) return st;
     if ((st = join(path, out_dir, "model.safetensors")) != GC_OK) return st;
-    if ((st = save_weights(m, path)) != GC_OK) return st;
+    if ((st = save_weights(&m->w, path)) != GC_OK) return st;
     if ((st = write_json(out_dir, "config.json", config_json(c))) != GC_OK) return st;
     if ((st = write_json(out_dir, "sentence_bert_config.json",
                          json_pack("{s:i,s:b}", "max_seq_length", c->max_seq_length,

@@ -4,7 +4,9 @@
  *
  * Conventions (as in llm.c): outputs first, then inputs, then weights, then sizes. Activation
  * gradients are assigned, parameter gradients accumulated (+=). N is the number of tokens of
- * the chunk, C the hidden width, NH the number of heads. */
+ * the chunk, C the hidden width, NH the number of heads. No output may alias an input, except
+ * where a kernel says so (bert_dropout, bert_gelu_backward): an optimized or GPU version may
+ * rely on it. */
 #ifndef GC_BERT_KERNELS_H
 #define GC_BERT_KERNELS_H
 

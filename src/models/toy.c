@@ -7,8 +7,10 @@
  * Parameters, in this order in one flat buffer (gradients in another of the same layout):
  *   emb (vocab, embed), w1 (hidden, embed), b1 (hidden), w2 (dim, hidden), b2 (dim).
  * Activations for `slots` chunks of up to max_chunk examples live in one allocation; a scratch
- * set beside them serves encode (which keeps nothing) and the backward pass. */
-#include "gradcache.h"
+ * set beside them serves encode (which keeps nothing) and the backward pass. The engine's
+ * reserve call grows them (max_chunk and slots of the config are the starting reservation).
+ * The parameters are a host parameter store (gc_host_store). */
+#include "gc_testing.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -34,6 +36,8 @@ typedef struct toy {
     float *demb, *dw1, *db1, *dw2, *db2; /* views into grads */
     float *act_mem;
     toy_acts *slots; /* cfg.slots of them, then one scratch set */
+    gc_tensor_view tensors[5];
+    gc_host_store store;
 } toy;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -219,14 +223,21 @@ static gc_status toy_forward_into(toy *t, const gc_encode_args *a, const toy_act
 static int toy_dim(void *ctx) {
     return ((toy *)ctx)->cfg.dim;
 }
-static size_t toy_num_params(void *ctx) {
-    return ((toy *)ctx)->num_params;
+static gc_param_store toy_store(void *ctx) {
+    return gc_host_store_view(&((toy *)ctx)->store);
 }
-static float *toy_params(void *ctx) {
-    return ((toy *)ctx)->params;
-}
-static float *toy_grads(void *ctx) {
-    return ((toy *)ctx)->grads;
+
+static gc_status alloc_acts(toy *t, int max_chunk, int slots);
+
+static gc_status toy_reserve(void *ctx, const gc_encoder_reserve *r) {
+    toy *t = ctx;
+    if (!r || r->max_count < 1 || r->slots < 1 || r->slots > 2)
+        return gc_set_error(GC_ERR_INVALID_ARG, "toy reserve: need max_count >= 1 and 1 or 2 "
+                                                "slots");
+    if (r->max_count <= t->cfg.max_chunk && r->slots <= t->cfg.slots) return GC_OK;
+    int n = r->max_count > t->cfg.max_chunk ? r->max_count : t->cfg.max_chunk;
+    int k = r->slots > t->cfg.slots ? r->slots : t->cfg.slots;
+    return alloc_acts(t, n, k);
 }
 
 static gc_status toy_encode(void *ctx, const gc_encode_args *a, float *reps) {
@@ -287,11 +298,42 @@ static void toy_free(void *ctx) {
     free(t->grads);
     free(t->act_mem);
     free(t->slots);
+    gc_host_store_release(&t->store);
     free(t);
 }
 
-static const gc_encoder_ops g_toy_ops = {toy_dim,    toy_num_params, toy_params,   toy_grads,
-                                         toy_encode, toy_forward,    toy_backward, toy_free};
+static const gc_encoder_ops g_toy_ops = {toy_dim,      toy_reserve, toy_encode, toy_forward,
+                                         toy_backward, toy_store,   toy_free};
+
+/* Activation sets for `slots` chunks of max_chunk examples plus the scratch set, in one
+ * allocation (replacing any earlier one). */
+static gc_status alloc_acts(toy *t, int max_chunk, int slots) {
+    const gc_toy_config *c = &t->cfg;
+    size_t E = c->embed, H = c->hidden, D = c->dim, N = (size_t)max_chunk;
+    /* per set: x (N,E), h, mask, hd (N,H), out (N,D), rnorm (N) */
+    size_t per_set = N * E + 3 * N * H + N * D + N;
+    int nsets = slots + 1;
+    free(t->act_mem);
+    free(t->slots);
+    t->act_mem = calloc(per_set * nsets, sizeof(float));
+    t->slots = calloc(nsets, sizeof(toy_acts));
+    if (!t->act_mem || !t->slots)
+        return gc_set_error(GC_ERR_NOMEM, "toy: out of memory for %d x %d activations", max_chunk,
+                            slots);
+    for (int k = 0; k < nsets; k++) {
+        float *m = t->act_mem + per_set * k;
+        toy_acts *s = &t->slots[k];
+        s->x = m, m += N * E;
+        s->h = m, m += N * H;
+        s->mask = m, m += N * H;
+        s->hd = m, m += N * H;
+        s->out = m, m += N * D;
+        s->rnorm = m;
+    }
+    t->cfg.max_chunk = max_chunk;
+    t->cfg.slots = slots;
+    return GC_OK;
+}
 
 /* Uniform in [-scale, scale), addressed by (init_seed, tensor) so every tensor's values are
  * fixed by the seed alone. */
@@ -323,37 +365,26 @@ gc_status gc_toy_encoder_create(gc_encoder *out, const gc_toy_config *cfg) {
     toy *t = calloc(1, sizeof *t);
     if (!t) return gc_set_error(GC_ERR_NOMEM, "toy create: out of memory");
     t->cfg = *cfg;
-    size_t V = cfg->vocab, E = cfg->embed, H = cfg->hidden, D = cfg->dim, N = cfg->max_chunk;
+    size_t V = cfg->vocab, E = cfg->embed, H = cfg->hidden, D = cfg->dim;
     size_t sizes[5] = {V * E, H * E, H, D * H, D};
     t->num_params = sizes[0] + sizes[1] + sizes[2] + sizes[3] + sizes[4];
     t->params = malloc(sizeof(float) * t->num_params);
     t->grads = calloc(t->num_params, sizeof(float));
-    /* per set: x (N,E), h, mask, hd (N,H), out (N,D), rnorm (N) */
-    size_t per_set = N * E + 3 * N * H + N * D + N;
-    int nsets = cfg->slots + 1;
-    t->act_mem = calloc(per_set * nsets, sizeof(float));
-    t->slots = calloc(nsets, sizeof(toy_acts));
-    if (!t->params || !t->grads || !t->act_mem || !t->slots) {
+    if (!t->params || !t->grads || alloc_acts(t, cfg->max_chunk, cfg->slots) != GC_OK) {
         size_t n = t->num_params;
         toy_free(t);
         return gc_set_error(GC_ERR_NOMEM, "toy create: out of memory for %zu parameters", n);
     }
+    static const char *names[5] = {"emb", "w1", "b1", "w2", "b2"};
     float *ptrs[5], *gptrs[5];
     size_t off = 0;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 5; i++) {
+        t->tensors[i] = (gc_tensor_view){names[i], off, sizes[i]};
         ptrs[i] = t->params + off, gptrs[i] = t->grads + off, off += sizes[i];
+    }
     t->emb = ptrs[0], t->w1 = ptrs[1], t->b1 = ptrs[2], t->w2 = ptrs[3], t->b2 = ptrs[4];
     t->demb = gptrs[0], t->dw1 = gptrs[1], t->db1 = gptrs[2], t->dw2 = gptrs[3], t->db2 = gptrs[4];
-    for (int k = 0; k < nsets; k++) {
-        float *m = t->act_mem + per_set * k;
-        toy_acts *s = &t->slots[k];
-        s->x = m, m += N * E;
-        s->h = m, m += N * H;
-        s->mask = m, m += N * H;
-        s->hd = m, m += N * H;
-        s->out = m, m += N * D;
-        s->rnorm = m;
-    }
+    t->store = (gc_host_store){t->params, t->grads, t->num_params, t->tensors, 5, NULL};
     init_uniform(t->emb, sizes[0], cfg->init_seed, 0, 1.0f);
     init_uniform(t->w1, sizes[1], cfg->init_seed, 1, 1.5f / sqrtf((float)E));
     init_uniform(t->b1, sizes[2], cfg->init_seed, 2, 0.1f);
@@ -362,4 +393,12 @@ gc_status gc_toy_encoder_create(gc_encoder *out, const gc_toy_config *cfg) {
     out->ops = &g_toy_ops;
     out->ctx = t;
     return GC_OK;
+}
+
+float *gc_toy_params(const gc_encoder *e) {
+    return ((toy *)e->ctx)->params;
+}
+
+float *gc_toy_grads(const gc_encoder *e) {
+    return ((toy *)e->ctx)->grads;
 }

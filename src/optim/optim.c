@@ -4,6 +4,7 @@
  * then p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps). Every element is independent, so the
  * OpenMP loop gives the same bits with any thread count. */
 #include "gc_optim.h"
+#include "gc_testing.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -162,25 +163,26 @@ float gc_lr_at(gc_schedule s, float base_lr, uint64_t step, uint64_t warmup, uin
     return (float)((double)base_lr * (double)(total - step) / (double)(total - warmup));
 }
 
-double gc_grad_norm(const float *const *bufs, const size_t *counts, int nbufs) {
+double gc_grad_sq_sum(const float *g, size_t n) {
     /* a fixed split into NSEG segments summed in order keeps the result independent of the
      * thread count (the bitwise resume guarantee relies on it) and needs no allocation */
     enum { NSEG = 256 };
-    double total = 0;
-    for (int b = 0; b < nbufs; b++) {
-        const float *g = bufs[b];
-        const size_t n = counts[b];
-        double partial[NSEG];
+    double partial[NSEG], total = 0;
 #pragma omp parallel for schedule(static)
-        for (int k = 0; k < NSEG; k++) {
-            size_t lo = n / NSEG * (size_t)k + (k < (int)(n % NSEG) ? (size_t)k : n % NSEG);
-            size_t hi = lo + n / NSEG + (k < (int)(n % NSEG) ? 1 : 0);
-            double s = 0;
-            for (size_t i = lo; i < hi; i++) s += (double)g[i] * g[i];
-            partial[k] = s;
-        }
-        for (int k = 0; k < NSEG; k++) total += partial[k];
+    for (int k = 0; k < NSEG; k++) {
+        size_t lo = n / NSEG * (size_t)k + (k < (int)(n % NSEG) ? (size_t)k : n % NSEG);
+        size_t hi = lo + n / NSEG + (k < (int)(n % NSEG) ? 1 : 0);
+        double s = 0;
+        for (size_t i = lo; i < hi; i++) s += (double)g[i] * g[i];
+        partial[k] = s;
     }
+    for (int k = 0; k < NSEG; k++) total += partial[k];
+    return total;
+}
+
+double gc_grad_norm(const float *const *bufs, const size_t *counts, int nbufs) {
+    double total = 0;
+    for (int b = 0; b < nbufs; b++) total += gc_grad_sq_sum(bufs[b], counts[b]);
     return sqrt(total);
 }
 

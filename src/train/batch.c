@@ -1,15 +1,16 @@
 /* batch.c: training batches that point into the tokenized data instead of holding a copy of
  * it. The engine hands the encoder one chunk at a time; an encoder wrapped around the model's
  * gathers only that chunk's token ids into a chunk-sized buffer, so memory for token ids stays
- * the same whatever the batch size. */
-#include "cli.h"
+ * the same whatever the batch size. The wrapper forwards reserve (sizing its own buffer from the
+ * same request) and the parameter store to the model. */
+#include "train/batch.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 /* Side row r -> the tokenized text it stands for. */
-static void row_text(const cli_batch_side *s, int r, const int32_t **ids, int64_t *len) {
-    const cli_tokens *t;
+static void row_text(const batch_side *s, int r, const int32_t **ids, int64_t *len) {
+    const gc_token_batch *t;
     size_t at;
     if (r < s->mb) {
         t = s->texts;
@@ -19,15 +20,15 @@ static void row_text(const cli_batch_side *s, int r, const int32_t **ids, int64_
         t = s->negatives;
         at = (size_t)s->idx[j / s->K] * (size_t)s->K + (size_t)(j % s->K);
     }
-    *ids = t->ids + t->off[at];
-    *len = t->off[at + 1] - t->off[at];
+    *ids = t->ids + t->offsets[at];
+    *len = t->offsets[at + 1] - t->offsets[at];
 }
 
 /* A gc_token_batch over the whole side whose offsets are filled in for [first, first+count)
  * only, pointing into the gathered ids; that range is all an encoder call reads. */
-static gc_status gather(cli_gather *g, const gc_encode_args *a, gc_token_batch *tb,
+static gc_status gather(batch_gather *g, const gc_encode_args *a, gc_token_batch *tb,
                         gc_encode_args *inner) {
-    const cli_batch_side *s = a->inputs;
+    const batch_side *s = a->inputs;
     if (!s) return gc_set_error(GC_ERR_INVALID_ARG, "batch: NULL inputs");
     const int rows = s->mb * (s->negatives ? 1 + s->K : 1);
     if (a->first < 0 || a->count < 1 || a->first > rows - a->count || rows > g->max_rows ||
@@ -55,27 +56,31 @@ static gc_status gather(cli_gather *g, const gc_encode_args *a, gc_token_batch *
 }
 
 static int g_dim(void *ctx) {
-    cli_gather *g = ctx;
+    batch_gather *g = ctx;
     return g->inner.ops->dim(g->inner.ctx);
 }
 
-static size_t g_num_params(void *ctx) {
-    cli_gather *g = ctx;
-    return g->inner.ops->num_params(g->inner.ctx);
+static gc_status g_reserve(void *ctx, const gc_encoder_reserve *r) {
+    batch_gather *g = ctx;
+    if (!r || r->max_count < 1 || r->max_len < 1)
+        return gc_set_error(GC_ERR_INVALID_ARG, "batch: empty reservation");
+    free(g->ids);
+    g->max_count = r->max_count;
+    g->max_len = r->max_len;
+    g->ids = malloc((size_t)r->max_count * (size_t)r->max_len * sizeof *g->ids);
+    if (!g->ids)
+        return gc_set_error(GC_ERR_NOMEM, "batch: out of memory for %d x %d token ids",
+                            r->max_count, r->max_len);
+    return g->inner.ops->reserve(g->inner.ctx, r);
 }
 
-static float *g_params(void *ctx) {
-    cli_gather *g = ctx;
-    return g->inner.ops->params(g->inner.ctx);
-}
-
-static float *g_grads(void *ctx) {
-    cli_gather *g = ctx;
-    return g->inner.ops->grads(g->inner.ctx);
+static gc_param_store g_store(void *ctx) {
+    batch_gather *g = ctx;
+    return g->inner.ops->store(g->inner.ctx);
 }
 
 static gc_status g_encode(void *ctx, const gc_encode_args *a, float *reps) {
-    cli_gather *g = ctx;
+    batch_gather *g = ctx;
     gc_token_batch tb;
     gc_encode_args in;
     gc_status st = gather(g, a, &tb, &in);
@@ -83,7 +88,7 @@ static gc_status g_encode(void *ctx, const gc_encode_args *a, float *reps) {
 }
 
 static gc_status g_forward(void *ctx, const gc_encode_args *a, float *reps) {
-    cli_gather *g = ctx;
+    batch_gather *g = ctx;
     gc_token_batch tb;
     gc_encode_args in;
     gc_status st = gather(g, a, &tb, &in);
@@ -91,7 +96,7 @@ static gc_status g_forward(void *ctx, const gc_encode_args *a, float *reps) {
 }
 
 static gc_status g_backward(void *ctx, const gc_encode_args *a, const float *dreps) {
-    cli_gather *g = ctx;
+    batch_gather *g = ctx;
     gc_token_batch tb;
     gc_encode_args in;
     gc_status st = gather(g, a, &tb, &in);
@@ -102,34 +107,25 @@ static void g_free(void *ctx) {
     (void)ctx; /* the wrapper and the model belong to the caller */
 }
 
-static const gc_encoder_ops gather_ops = {g_dim,    g_num_params, g_params,   g_grads,
-                                          g_encode, g_forward,    g_backward, g_free};
+static const gc_encoder_ops gather_ops = {g_dim,      g_reserve, g_encode, g_forward,
+                                          g_backward, g_store,   g_free};
 
-gc_status cli_gather_init(cli_gather *g, gc_encoder inner, int max_rows, int max_count,
-                          int max_len) {
+gc_status batch_gather_init(batch_gather *g, gc_encoder inner, int max_rows) {
     memset(g, 0, sizeof *g);
-    if (max_rows < 1 || max_count < 1 || max_len < 1)
-        return gc_set_error(GC_ERR_INVALID_ARG, "batch: empty sizes");
+    if (max_rows < 1) return gc_set_error(GC_ERR_INVALID_ARG, "batch: empty sizes");
     g->inner = inner;
     g->max_rows = max_rows;
-    g->max_count = max_count;
-    g->max_len = max_len;
     /* zeroed offsets: the rows a call does not fill still read as empty */
     g->off = calloc((size_t)max_rows + 1, sizeof *g->off);
-    g->ids = malloc((size_t)max_count * (size_t)max_len * sizeof *g->ids);
-    if (!g->off || !g->ids) {
-        cli_gather_free(g);
-        return gc_set_error(GC_ERR_NOMEM, "batch: out of memory for %d x %d token ids", max_count,
-                            max_len);
-    }
+    if (!g->off) return gc_set_error(GC_ERR_NOMEM, "batch: out of memory for %d offsets", max_rows);
     return GC_OK;
 }
 
-gc_encoder cli_gather_encoder(cli_gather *g) {
+gc_encoder batch_gather_encoder(batch_gather *g) {
     return (gc_encoder){&gather_ops, g};
 }
 
-void cli_gather_free(cli_gather *g) {
+void batch_gather_free(batch_gather *g) {
     if (!g) return;
     free(g->ids);
     free(g->off);

@@ -1,0 +1,101 @@
+/* gc_core.h: status codes and error messages, the library version, memory locations, the one
+ * matrix-product function and the counter-based random generator.
+ *
+ * Conventions: every fallible function returns gc_status; on failure a message describing the
+ * problem is kept per thread and read with gc_last_error(). The library never prints and never
+ * exits. Matrices are row-major float32. */
+#ifndef GC_CORE_H
+#define GC_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* Status and errors */
+
+typedef enum gc_status {
+    GC_OK = 0,
+    GC_ERR_INVALID_ARG = 1, /* a caller passed something impossible (NULL, 0 chunk, ...) */
+    GC_ERR_NOMEM = 2,       /* an allocation failed */
+    GC_ERR_IO = 3,          /* open/read/write/rename failed */
+    GC_ERR_FORMAT = 4,      /* an outside file is malformed */
+    GC_ERR_NUMERIC = 5,     /* NaN or infinity where a finite number is required */
+    GC_ERR_UNSUPPORTED = 6, /* valid but not implemented (dtype, activation, ...) */
+    GC_ERR_INTERNAL = 7,    /* a library bug or a third-party library failure */
+    GC_ERR_INTERRUPTED = 8, /* stopped on request (signal) */
+} gc_status;
+
+/* Name of a status ("invalid argument", ...). Never NULL. */
+const char *gc_status_str(gc_status s);
+/* The message of the last failure on this thread ("" if none). */
+const char *gc_last_error(void);
+/* Record a message (printf-style) for status s on this thread and return s. */
+gc_status gc_set_error(gc_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void gc_clear_error(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Version: from the CMake project version (one source for the library and the CLI). */
+
+/* "MAJOR.MINOR.PATCH" of the library that is linked. */
+const char *gc_version(void);
+
+/* Where a buffer lives: host memory, or the memory of an accelerator (reachable from the host
+ * only through copy functions). */
+typedef enum gc_mem { GC_MEM_HOST = 0, GC_MEM_DEVICE = 1 } gc_mem;
+
+/* ------------------------------------------------------------------------------------------ */
+/* The one matrix-product function.
+ *
+ * C (M,N) = op(A) (M,K) @ op(B) (K,N)            when accumulate == 0
+ * C (M,N) += op(A) (M,K) @ op(B) (K,N)           when accumulate != 0
+ * op(A) is A (M,K) when trans_a == 0, else A is stored (K,M) and transposed; likewise for B
+ * ((K,N) or stored (N,K)). Row-major, contiguous. Backed by oneDNN's matmul primitive, built
+ * once per (trans_a, trans_b, accumulate) with runtime sizes and reused for every shape; tiny
+ * products (M*N*K <= 32768) run in plain loops. gc_matmul_ref is the plain reference kept
+ * beside it. M, N or K of 0 is a no-op (K == 0 with accumulate == 0 zeroes C). */
+gc_status gc_matmul(float *C, const float *A, const float *B, int M, int N, int K, int trans_a,
+                    int trans_b, int accumulate);
+/* Free cached primitives (optional; for leak checkers). */
+void gc_matmul_cleanup(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Counter-based random numbers (Philox-4x32-10).
+ *
+ * A number is addressed, not drawn: the same address always gives the same value, so the
+ * dropout mask of an example does not depend on which chunk it is in or whether it is computed
+ * in pass 1 or pass 2 of a gradient-cache step. */
+
+typedef struct gc_rng_addr {
+    uint64_t seed;    /* the run's seed */
+    uint32_t step;    /* optimizer step (or micro-batch counter) */
+    uint32_t side;    /* 0 = query, 1 = passage */
+    uint32_t example; /* the example's index in the global batch of its side */
+    uint32_t stream;  /* which use inside the model: GC_RNG_STREAM(layer, site) */
+} gc_rng_addr;
+
+#define GC_RNG_STREAM(layer, site) ((uint32_t)(layer)*16u + (uint32_t)(site))
+
+/* Philox-4x32-10 block: out = philox(counter, key). */
+void gc_philox4x32(uint32_t out[4], const uint32_t counter[4], const uint32_t key[2]);
+/* Uniform in [0, 1) for element `element` of the stream at addr (element: position within
+ * the example, e.g. token * width + feature). */
+float gc_rng_uniform(const gc_rng_addr *addr, uint32_t element);
+/* out[i] = gc_rng_uniform(addr, first + i) for i < n, computed four at a time. */
+void gc_rng_uniform_fill(float *out, const gc_rng_addr *addr, uint32_t first, size_t n);
+/* Dropout scale for elements [first, first+n): 0 where dropped, 1/(1-p) where kept. p in
+ * [0,1); p == 0 fills with 1. */
+void gc_dropout_mask(float *mask, const gc_rng_addr *addr, uint32_t first, size_t n, float p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GC_CORE_H */

@@ -1,0 +1,79 @@
+/* gc_engine.h: the gradient-cache engine: pass 1, the loss, pass 2, over any chunking. */
+#ifndef GC_ENGINE_H
+#define GC_ENGINE_H
+
+#include "gc_comm.h"
+#include "gc_encoder.h"
+#include "gc_loss.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* The gradient-cache engine.
+ *
+ * One step over a global batch of B queries and P = B*(1+K) passages:
+ *  pass 1: encode every chunk of both sides (no activations kept) -> representations;
+ *  loss:   gc_infonce over all representations -> d loss / d rep for every example (cached);
+ *  pass 2: per chunk, forward with activations and backward the cached gradients, which
+ *          accumulates into the encoders' parameter gradients.
+ * With no_cache each side is one chunk with activations kept and there is no pass 1.
+ * The engine has the encoders zero their gradients at the start of a step (through their
+ * parameter stores), and all-reduces them at the end through the communicator, in the
+ * stores' own memory. It never sees model internals. */
+typedef struct gc_engine gc_engine;
+
+typedef struct gc_engine_config {
+    int max_batch;     /* largest B (global) a step will see */
+    int max_negatives; /* largest K */
+    int query_chunk;   /* examples per chunk on the query side (>= 1) */
+    int passage_chunk; /* examples per chunk on the passage side (>= 1) */
+    int no_cache;      /* 1: each side in one pass with activations kept */
+    int max_len;       /* longest input of an example (tokens), passed to the encoders' reserve */
+    gc_loss_config loss;
+    int learn_temperature; /* compute d loss / d log tau for the caller's optimizer */
+    uint64_t seed;
+} gc_engine_config;
+
+typedef struct gc_step_stats {
+    double loss;
+    double accuracy;
+    double dlog_tau; /* valid when learn_temperature */
+} gc_step_stats;
+
+/* query_enc and passage_enc may be the same encoder (shared weights) or two towers.
+ * comm may be NULL (single process). The engine does not own the encoders. Create asks each
+ * encoder to reserve what the engine's chunk rule needs (gc_encoder_reserve): the callers never
+ * restate that rule. */
+gc_status gc_engine_create(gc_engine **out, const gc_engine_config *cfg, gc_encoder *query_enc,
+                           gc_encoder *passage_enc, const gc_comm *comm);
+void gc_engine_free(gc_engine *e);
+/* The most examples one call of the side's encoder may take under the reservation create made
+ * (an evaluation between steps may encode that many at once). */
+int gc_engine_reserved_count(const gc_engine *e, int side);
+/* Set the temperature used by the next steps (learnable temperature lives with the caller). */
+void gc_engine_set_temperature(gc_engine *e, float temperature);
+/* One gradient-cache step. queries/passages: the side inputs (passed to the encoders); B
+ * queries, B*(1+K) passages laid out as in gc_infonce. step addresses the dropout masks.
+ * On return the encoders' gradients hold d loss / d params for the whole batch. */
+gc_status gc_engine_step(gc_engine *e, const void *queries, const void *passages, int B, int K,
+                         uint32_t step, gc_step_stats *stats);
+/* Per-call options of gc_engine_step_opts. Plain gradient accumulation over N micro-batches
+ * (each with only its own in-batch negatives) calls it N times with accumulate = 1 after the
+ * first and loss_scale = 1/N. */
+typedef struct gc_step_options {
+    int accumulate;   /* add into the encoders' gradients instead of zeroing them first */
+    float loss_scale; /* scales the loss gradient (and stats.loss is unscaled); 0 means 1 */
+    int skip_reduce;  /* do not all-reduce gradients after this call (the caller will) */
+} gc_step_options;
+gc_status gc_engine_step_opts(gc_engine *e, const void *queries, const void *passages, int B, int K,
+                              uint32_t step, const gc_step_options *opts, gc_step_stats *stats);
+/* All-reduce the encoders' gradients through the communicator (after skip_reduce steps). */
+gc_status gc_engine_reduce_grads(gc_engine *e);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GC_ENGINE_H */
