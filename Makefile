@@ -1,4 +1,5 @@
 # The front door: make (build), make test (every test, Release and ASan+UBSan), make demo.
+# The Release build (build/) turns warnings into errors (GC_WERROR, see CMakeLists.txt).
 JOBS ?= $(shell nproc)
 MAKEFLAGS += --no-print-directory
 CMAKE ?= cmake
@@ -14,7 +15,7 @@ model: deps
 	@bash scripts/get-model.sh
 
 build: deps
-	@$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=Release -DGC_WERROR=ON >/dev/null
 	@$(CMAKE) --build build -j $(JOBS)
 
 build-asan: deps

@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define DEV_PATH GC_SOURCE_DIR "/../shared/data/debian-pkgs/dev.jsonl.gz"
+#define DEV_PATH GC_SOURCE_DIR "/data/debian-pkgs/dev.jsonl.gz"
 
 /* gzip-compress `n` bytes (one member). */
 static unsigned char *gz(const void *src, size_t n, size_t *out_len) {
