@@ -184,13 +184,15 @@ float gc_trainer_temperature(const gc_trainer *t);
 /* Sequences one encode call may take within the encoder's reservation (for evaluations
  * between steps). */
 int gc_trainer_encode_batch(const gc_trainer *t);
-/* Every parameter and log(tau) finite? (reads the parameters to host in pieces). */
+/* Every parameter and log(tau) finite? GC_ERR_NUMERIC if not. Copies the state to the host
+ * buffer that the next gc_trainer_save reuses unless a step or resume comes between (so a
+ * check before saving other files, then the save, copies once). */
 gc_status gc_trainer_check_finite(gc_trainer *t);
 
 /* The whole training state to a checkpoint file (atomically): parameters, optimizer moments
  * and steps, temperature, data position and the fingerprint of everything that decides the
  * numbers. Refuses (GC_ERR_NUMERIC) when a parameter is not finite. Parameters and state are
- * copied to host memory here (one host buffer, allocated by the first save). */
+ * copied to host memory here (one host buffer, allocated by the first save or check). */
 gc_status gc_trainer_save(gc_trainer *t, const char *checkpoint_path);
 /* Continue from a checkpoint: the fingerprint must match (the message names the first line that
  * differs; total steps may grow), sizes must match; then parameters, optimizer state,

@@ -435,9 +435,6 @@ static int setup_and_train(run *r) {
     }
     if (r->data->n > INT32_MAX) return cli_error("%s: too many pairs", o->train);
     if (choose_negatives(r)) return CLI_EXIT_RUNTIME;
-    if ((size_t)o->batch > r->data->n)
-        return cli_usage("train ", "--batch-size %ld is larger than the data (%s has %zu pairs)",
-                         o->batch, o->train, r->data->n);
 
     /* model */
     if (cli_load_model(o->model, &r->model, &r->tok)) return CLI_EXIT_RUNTIME;

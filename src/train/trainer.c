@@ -38,6 +38,7 @@ struct gc_trainer {
     char *fingerprint;
     float *host; /* checkpoint copies: parameters, then optimizer state (first save) */
     size_t host_size;
+    int host_current; /* host holds the state as it is now (cleared by a step or resume) */
 };
 
 /* Re-record the current error with a prefix. */
@@ -51,20 +52,12 @@ static gc_param_store store_of(const gc_trainer *t, int i) {
     return gc_encoder_store(t->enc[i]);
 }
 
-static size_t total_params(const gc_trainer *t) {
+/* Values of a part over every store: parameters (GC_PART_PARAMS) or optimizer state. */
+static size_t total(const gc_trainer *t, gc_param_part part) {
     size_t n = 0;
     for (int i = 0; i < t->nenc; i++) {
         gc_param_store s = store_of(t, i);
-        n += s.ops->num_params(s.ctx);
-    }
-    return n;
-}
-
-static size_t total_state(const gc_trainer *t) {
-    size_t n = 0;
-    for (int i = 0; i < t->nenc; i++) {
-        gc_param_store s = store_of(t, i);
-        n += s.ops->optim_state_size(s.ctx);
+        n += part == GC_PART_OPTIM ? s.ops->optim_state_size(s.ctx) : s.ops->num_params(s.ctx);
     }
     return n;
 }
@@ -148,8 +141,8 @@ static gc_status make_fingerprint(gc_trainer *t) {
         "negatives=%d\noptimizer=%s\nlr=%.9g\nweight_decay=%.9g\nwarmup=%llu\nschedule=%s\n"
         "max_grad_norm=%.9g\ntemperature=%.9g\nlearn_temperature=%d\nsymmetric=%d\ncosine=%d\n"
         "seed=%llu\n",
-        t->data.n, data_crc(&t->data), total_params(t), c->batch, c->accumulation, t->data.K,
-        c->optim.kind == GC_OPTIM_SGD ? "sgd" : "adamw", (double)c->lr,
+        t->data.n, data_crc(&t->data), total(t, GC_PART_PARAMS), c->batch, c->accumulation,
+        t->data.K, c->optim.kind == GC_OPTIM_SGD ? "sgd" : "adamw", (double)c->lr,
         (double)c->optim.weight_decay, (unsigned long long)c->warmup,
         c->schedule == GC_SCHED_CONSTANT ? "constant" : "linear", c->max_grad_norm,
         (double)c->loss.temperature, c->learn_temperature, c->loss.symmetric, c->loss.cosine,
@@ -309,8 +302,6 @@ gc_status gc_trainer_create(gc_trainer **out, const gc_trainer_config *cfg, gc_e
         tc.weight_decay = 0;
         if ((st = gc_optim_create(&t->topt, &tc, 1)) != GC_OK) goto fail;
     }
-    t->cfg.fingerprint = NULL;
-    t->cfg.decay = cfg->decay;
     if ((st = make_fingerprint(t)) != GC_OK) goto fail;
     *out = t;
     return GC_OK;
@@ -365,6 +356,7 @@ gc_status gc_trainer_step_batch(gc_trainer *t, const int32_t *pairs, gc_train_st
         if (pairs[i] < 0 || (size_t)pairs[i] >= d->n)
             return gc_set_error(GC_ERR_INVALID_ARG, "trainer step: pair %d of %zu", (int)pairs[i],
                                 d->n);
+    t->host_current = 0; /* the parameters may change from here on */
     if (c->learn_temperature) gc_engine_set_temperature(t->engine, expf(t->log_tau));
     double loss = 0, acc = 0, dlt = 0;
     for (int micro = 0; micro < c->accumulation; micro++) {
@@ -434,9 +426,11 @@ gc_status gc_trainer_step(gc_trainer *t, gc_train_stats *stats) {
 
 /* ---- checkpoints ---- */
 
-/* Copy every store's parameters and optimizer state into the host buffer. */
-static gc_status to_host(gc_trainer *t, float **params, float **state) {
-    size_t np = total_params(t), ns = total_state(t);
+/* Copy every store's parameters and optimizer state into the host buffer, unless it already
+ * holds them (a check_finite followed by a save copies once). */
+static gc_status to_host(gc_trainer *t) {
+    size_t np = total(t, GC_PART_PARAMS), ns = total(t, GC_PART_OPTIM);
+    if (t->host_current) return GC_OK;
     if (!t->host || t->host_size < np + ns) {
         free(t->host);
         t->host_size = 0;
@@ -444,17 +438,16 @@ static gc_status to_host(gc_trainer *t, float **params, float **state) {
             return gc_set_error(GC_ERR_NOMEM, "trainer: out of memory for a checkpoint copy");
         t->host_size = np + ns;
     }
-    *params = t->host;
-    *state = t->host + np;
-    size_t po = 0, so = 0;
+    size_t po = 0, so = np;
     for (int i = 0; i < t->nenc; i++) {
         gc_param_store s = store_of(t, i);
         size_t n = s.ops->num_params(s.ctx), m = s.ops->optim_state_size(s.ctx);
-        gc_status st = s.ops->read(s.ctx, GC_PART_PARAMS, 0, n, *params + po);
-        if (st == GC_OK) st = s.ops->read(s.ctx, GC_PART_OPTIM, 0, m, *state + so);
+        gc_status st = s.ops->read(s.ctx, GC_PART_PARAMS, 0, n, t->host + po);
+        if (st == GC_OK) st = s.ops->read(s.ctx, GC_PART_OPTIM, 0, m, t->host + so);
         if (st != GC_OK) return wrap(st, "trainer: copying the state to host memory");
         po += n, so += m;
     }
+    t->host_current = 1;
     return GC_OK;
 }
 
@@ -467,10 +460,9 @@ static int all_finite(const float *x, size_t n) {
 
 gc_status gc_trainer_check_finite(gc_trainer *t) {
     if (!t) return gc_set_error(GC_ERR_INVALID_ARG, "trainer: NULL trainer");
-    float *p, *s;
-    gc_status st = to_host(t, &p, &s);
+    gc_status st = to_host(t);
     if (st != GC_OK) return st;
-    if (!all_finite(p, total_params(t)) || !isfinite(t->log_tau))
+    if (!all_finite(t->host, total(t, GC_PART_PARAMS)) || !isfinite(t->log_tau))
         return gc_set_error(GC_ERR_NUMERIC, "step %llu: parameters are not finite",
                             (unsigned long long)t->step);
     return GC_OK;
@@ -478,12 +470,9 @@ gc_status gc_trainer_check_finite(gc_trainer *t) {
 
 gc_status gc_trainer_save(gc_trainer *t, const char *path) {
     if (!t || !path) return gc_set_error(GC_ERR_INVALID_ARG, "trainer save: NULL argument");
-    float *p, *s;
-    gc_status st = to_host(t, &p, &s);
+    gc_status st = gc_trainer_check_finite(t);
     if (st != GC_OK) return st;
-    if (!all_finite(p, total_params(t)) || !isfinite(t->log_tau))
-        return gc_set_error(GC_ERR_NUMERIC, "step %llu: parameters are not finite; not saving",
-                            (unsigned long long)t->step);
+    const float *p = t->host, *s = t->host + total(t, GC_PART_PARAMS);
     gc_param_store s0 = store_of(t, 0);
     gc_checkpoint ck = {
         .step = t->step,
@@ -491,10 +480,10 @@ gc_status gc_trainer_save(gc_trainer *t, const char *path) {
         .position = t->position,
         .seed = t->cfg.seed,
         .args = t->fingerprint,
-        .num_params = total_params(t),
+        .num_params = total(t, GC_PART_PARAMS),
         .params = p,
         .optim_step = s0.ops->optim_get_step(s0.ctx),
-        .state_size = total_state(t),
+        .state_size = total(t, GC_PART_OPTIM),
         .state = s,
         .log_tau = t->log_tau,
         .tau_step = t->topt ? gc_optim_get_step(t->topt) : 0,
@@ -507,12 +496,14 @@ gc_status gc_trainer_save(gc_trainer *t, const char *path) {
 
 gc_status gc_trainer_resume(gc_trainer *t, const char *path) {
     if (!t || !path) return gc_set_error(GC_ERR_INVALID_ARG, "trainer resume: NULL argument");
+    t->host_current = 0;
     gc_checkpoint ck;
     gc_status st = gc_checkpoint_read(path, &ck);
     if (st != GC_OK) return st;
     st = check_fingerprint(ck.args, t->fingerprint, path);
-    if (st == GC_OK && (ck.num_params != total_params(t) || ck.state_size != total_state(t) ||
-                        ck.tau_state_size != (t->topt ? gc_optim_state_size(t->topt) : 0)))
+    if (st == GC_OK &&
+        (ck.num_params != total(t, GC_PART_PARAMS) || ck.state_size != total(t, GC_PART_OPTIM) ||
+         ck.tau_state_size != (t->topt ? gc_optim_state_size(t->topt) : 0)))
         st = gc_set_error(GC_ERR_INVALID_ARG, "%s does not match this model and optimizer", path);
     size_t po = 0, so = 0;
     for (int i = 0; st == GC_OK && i < t->nenc; i++) {
