@@ -47,6 +47,18 @@ void gc_clear_error(void);
 /* "MAJOR.MINOR.PATCH" of the library that is linked. */
 const char *gc_version(void);
 
+/* The project's own vectorized kernels (oneDNN chooses its own path for matrix products). The
+ * best path the CPU supports is used, unless the environment variable GC_CPU=generic forces the
+ * portable one; the results are the same bit for bit on every path. */
+typedef enum gc_cpu_path {
+    GC_CPU_GENERIC = 0, /* portable C, baseline x86-64 or any other architecture */
+    GC_CPU_AVX2 = 1,    /* AVX2 + FMA */
+} gc_cpu_path;
+/* The path in use, decided once per process (thread-safe). */
+gc_cpu_path gc_cpu_path_get(void);
+/* "generic", "avx2". Never NULL. */
+const char *gc_cpu_path_name(gc_cpu_path p);
+
 /* Where a buffer lives: host memory, or the memory of an accelerator (reachable from the host
  * only through copy functions). */
 typedef enum gc_mem { GC_MEM_HOST = 0, GC_MEM_DEVICE = 1 } gc_mem;

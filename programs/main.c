@@ -35,7 +35,7 @@ int main(int argc, char **argv) {
         return CLI_EXIT_OK;
     }
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
-        printf("gradcache %s\n", gc_version());
+        printf("gradcache %s\nkernels: %s\n", gc_version(), gc_cpu_path_name(gc_cpu_path_get()));
         return CLI_EXIT_OK;
     }
     if (strcmp(cmd, "train") == 0) return cmd_train(argc, argv);

@@ -4,6 +4,7 @@
  *   counter = { e / 4, example, step, side << 24 | stream },  key = { seed_lo, seed_hi }
  * and the value is lane e % 4 of the block. Nothing here depends on chunking or on which pass
  * asks, which is what lets pass 2 of a gradient-cache step reproduce pass 1 exactly. */
+#include "core/cpu.h"
 #include "gradcache.h"
 
 #define PHILOX_M0 0xD2511F53u
@@ -54,11 +55,11 @@ float gc_rng_uniform(const gc_rng_addr *addr, uint32_t element) {
 
 #define LANES 8
 
-#if defined(__AVX2__)
+#ifdef GC_HAVE_X86_PATHS
 #include <immintrin.h>
 /* hi and lo 32-bit halves of m * x for eight lanes (vpmuludq works on the even lanes only, so
  * the odd lanes are shifted down, multiplied, and the halves blended back in place). */
-static inline void mulhilo8(__m256i m, __m256i x, __m256i *hi, __m256i *lo) {
+static inline GC_TARGET_AVX2 void mulhilo8(__m256i m, __m256i x, __m256i *hi, __m256i *lo) {
     __m256i pe = _mm256_mul_epu32(x, m);
     __m256i po = _mm256_mul_epu32(_mm256_srli_epi64(x, 32), m);
     *lo = _mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA);
@@ -66,7 +67,7 @@ static inline void mulhilo8(__m256i m, __m256i x, __m256i *hi, __m256i *lo) {
 }
 
 /* The same eight blocks as block8, as uniform floats: u[k][l] is lane k of quad q0 + l. */
-static void uniform8(float u[4][LANES], const gc_rng_addr *a, uint32_t q0) {
+static GC_TARGET_AVX2 void uniform8_avx2(float u[4][LANES], const gc_rng_addr *a, uint32_t q0) {
     __m256i c0 =
         _mm256_add_epi32(_mm256_set1_epi32((int)q0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     __m256i c1 = _mm256_set1_epi32((int)a->example);
@@ -91,7 +92,8 @@ static void uniform8(float u[4][LANES], const gc_rng_addr *a, uint32_t q0) {
         _mm256_storeu_ps(u[k],
                          _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(c[k], 8)), scale));
 }
-#else
+#endif
+
 /* Eight Philox blocks side by side (structure of arrays), so the compiler can keep each round
  * in vector registers: quads q0 .. q0+7 of one address. Same arithmetic as gc_philox4x32. */
 static void block8(uint32_t out[4][LANES], const gc_rng_addr *a, uint32_t q0) {
@@ -126,7 +128,6 @@ static void uniform8(float u[4][LANES], const gc_rng_addr *a, uint32_t q0) {
     for (int k = 0; k < 4; k++)
         for (int l = 0; l < LANES; l++) u[k][l] = to_unit(b[k][l]);
 }
-#endif
 
 void gc_rng_uniform_fill(float *out, const gc_rng_addr *addr, uint32_t first, size_t n) {
     size_t i = 0;
@@ -138,8 +139,14 @@ void gc_rng_uniform_fill(float *out, const gc_rng_addr *addr, uint32_t first, si
     }
     /* body: eight quads (32 values) at a time */
     float u[4][LANES];
+    int avx2 = gc_cpu_path_get() == GC_CPU_AVX2;
     while (n - i >= 4 * LANES) {
-        uniform8(u, addr, (first + (uint32_t)i) >> 2);
+#ifdef GC_HAVE_X86_PATHS
+        if (avx2)
+            uniform8_avx2(u, addr, (first + (uint32_t)i) >> 2);
+        else
+#endif
+            uniform8(u, addr, (first + (uint32_t)i) >> 2);
         for (int l = 0; l < LANES; l++)
             for (int k = 0; k < 4; k++) out[i + 4 * (size_t)l + k] = u[k][l];
         i += 4 * LANES;

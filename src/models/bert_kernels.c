@@ -10,9 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__AVX2__) && defined(__FMA__)
+#include "core/cpu.h"
+
+#ifdef GC_HAVE_X86_PATHS
 #include <immintrin.h>
-#define BERT_AVX2 1
 #endif
 
 /* Column blocks for reductions over tokens (bias and LayerNorm parameter gradients, the
@@ -319,8 +320,8 @@ gc_status bert_linear_backward(float *dinp, float *dw, float *db, const float *d
  * float accuracy: exp by range reduction to [-ln2/2, ln2/2] and a degree-7 Taylor polynomial
  * (~1 ulp); erf as x P(x^2) / Q(x^2), a rational fit (relative error 2e-8 on [0, 3.92], where
  * float erf reaches 1) evaluated in double. bert_exp / bert_erf below are the same math one
- * value at a time, for the tails of arrays and for builds without AVX2; the tests hold both to
- * libm's expf / erff. */
+ * value at a time, for the tails of arrays and the generic path, with the same fused steps so
+ * every path gives the same bits; the tests hold both to libm's expf / erff. */
 
 static const double ERF_P[6] = {1.1283791462876034,     0.19039975514717059,
                                 0.05274786474125645,    0.0037653432167172422,
@@ -338,7 +339,7 @@ static const double ERF_Q[6] = {1.0,
 float bert_erf(float xf) {
     double x = xf < -ERF_CLAMP ? -ERF_CLAMP : xf > ERF_CLAMP ? ERF_CLAMP : (double)xf;
     double x2 = x * x, p = ERF_P[5], q = ERF_Q[5];
-    for (int k = 4; k >= 0; k--) p = p * x2 + ERF_P[k], q = q * x2 + ERF_Q[k];
+    for (int k = 4; k >= 0; k--) p = fma(p, x2, ERF_P[k]), q = fma(q, x2, ERF_Q[k]);
     return (float)(x * p / q);
 }
 
@@ -359,8 +360,8 @@ float bert_exp(float x) {
     return ldexpf(p, (int)n);
 }
 
-#ifdef BERT_AVX2
-static inline __m256 exp8(__m256 x) {
+#ifdef GC_HAVE_X86_PATHS
+static inline GC_TARGET_AVX2 __m256 exp8(__m256 x) {
     __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(EXP_LO), _CMP_LT_OQ);
     x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
     __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
@@ -380,7 +381,7 @@ static inline __m256 exp8(__m256 x) {
     return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
 }
 
-static inline __m256d erf4d(__m256d x) {
+static inline GC_TARGET_AVX2 __m256d erf4d(__m256d x) {
     x = _mm256_min_pd(_mm256_max_pd(x, _mm256_set1_pd(-ERF_CLAMP)), _mm256_set1_pd(ERF_CLAMP));
     __m256d x2 = _mm256_mul_pd(x, x);
     __m256d p = _mm256_set1_pd(ERF_P[5]), q = _mm256_set1_pd(ERF_Q[5]);
@@ -391,21 +392,12 @@ static inline __m256d erf4d(__m256d x) {
     return _mm256_div_pd(_mm256_mul_pd(x, p), q);
 }
 
-static inline __m256 erf8(__m256 x) {
+static inline GC_TARGET_AVX2 __m256 erf8(__m256 x) {
     __m128 lo = _mm256_cvtpd_ps(erf4d(_mm256_cvtps_pd(_mm256_castps256_ps128(x))));
     __m128 hi = _mm256_cvtpd_ps(erf4d(_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1))));
     return _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
 }
 #endif
-
-/* out[i] = exp(x[i]) for i < n (out may alias x). */
-static void exp_array(float *out, const float *x, int n) {
-    int i = 0;
-#ifdef BERT_AVX2
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, exp8(_mm256_loadu_ps(x + i)));
-#endif
-    for (; i < n; i++) out[i] = bert_exp(x[i]);
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* GELU (exact) */
@@ -416,20 +408,65 @@ static void exp_array(float *out, const float *x, int n) {
 /* Each thread takes whole blocks of 8 so the vector loop covers all but the array's tail. */
 #define GELU_BLOCK 1024
 
+#ifdef GC_HAVE_X86_PATHS
+/* The AVX2 bodies of exp_array and the GELU loops: each does the whole groups of eight in
+ * [i, end) and returns where the scalar tail starts. */
+static GC_TARGET_AVX2 int exp_array_avx2(float *out, const float *x, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, exp8(_mm256_loadu_ps(x + i)));
+    return i;
+}
+
+static GC_TARGET_AVX2 size_t gelu_forward_avx2(float *out, const float *inp, size_t i, size_t end) {
+    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f),
+                 s2 = _mm256_set1_ps(INV_SQRT2);
+    for (; i + 8 <= end; i += 8) {
+        __m256 x = _mm256_loadu_ps(inp + i);
+        __m256 cdf = _mm256_mul_ps(half, _mm256_add_ps(one, erf8(_mm256_mul_ps(x, s2))));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(x, cdf));
+    }
+    return i;
+}
+
+static GC_TARGET_AVX2 size_t gelu_backward_avx2(float *dinp, const float *inp, const float *dout,
+                                                size_t i, size_t end) {
+    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f),
+                 s2 = _mm256_set1_ps(INV_SQRT2), nhalf = _mm256_set1_ps(-0.5f),
+                 c = _mm256_set1_ps(INV_SQRT_2PI);
+    for (; i + 8 <= end; i += 8) {
+        __m256 x = _mm256_loadu_ps(inp + i);
+        __m256 cdf = _mm256_mul_ps(half, _mm256_add_ps(one, erf8(_mm256_mul_ps(x, s2))));
+        __m256 pdf = _mm256_mul_ps(c, exp8(_mm256_mul_ps(nhalf, _mm256_mul_ps(x, x))));
+        __m256 g = _mm256_fmadd_ps(x, pdf, cdf);
+        _mm256_storeu_ps(dinp + i, _mm256_mul_ps(_mm256_loadu_ps(dout + i), g));
+    }
+    return i;
+}
+#endif
+
+static int use_avx2(void) {
+    return gc_cpu_path_get() == GC_CPU_AVX2;
+}
+
+/* out[i] = exp(x[i]) for i < n (out may alias x). */
+static void exp_array(float *out, const float *x, int n) {
+    int i = 0;
+#ifdef GC_HAVE_X86_PATHS
+    if (use_avx2()) i = exp_array_avx2(out, x, n);
+#endif
+    for (; i < n; i++) out[i] = bert_exp(x[i]);
+}
+
 void bert_gelu_forward(float *out, const float *inp, size_t n, int nthr) {
     // x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))
     size_t nblk = (n + GELU_BLOCK - 1) / GELU_BLOCK;
+    int avx2 = use_avx2();
+    (void)avx2;
 #pragma omp parallel for num_threads(nthr) schedule(static)
     for (size_t blk = 0; blk < nblk; blk++) {
         size_t i = blk * GELU_BLOCK, end = i + GELU_BLOCK < n ? i + GELU_BLOCK : n;
-#ifdef BERT_AVX2
-        const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f),
-                     s2 = _mm256_set1_ps(INV_SQRT2);
-        for (; i + 8 <= end; i += 8) {
-            __m256 x = _mm256_loadu_ps(inp + i);
-            __m256 cdf = _mm256_mul_ps(half, _mm256_add_ps(one, erf8(_mm256_mul_ps(x, s2))));
-            _mm256_storeu_ps(out + i, _mm256_mul_ps(x, cdf));
-        }
+#ifdef GC_HAVE_X86_PATHS
+        if (avx2) i = gelu_forward_avx2(out, inp, i, end);
 #endif
         for (; i < end; i++) {
             float x = inp[i];
@@ -441,26 +478,19 @@ void bert_gelu_forward(float *out, const float *inp, size_t n, int nthr) {
 void bert_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n, int nthr) {
     // d/dx x Phi(x) = Phi(x) + x phi(x)
     size_t nblk = (n + GELU_BLOCK - 1) / GELU_BLOCK;
+    int avx2 = use_avx2();
+    (void)avx2;
 #pragma omp parallel for num_threads(nthr) schedule(static)
     for (size_t blk = 0; blk < nblk; blk++) {
         size_t i = blk * GELU_BLOCK, end = i + GELU_BLOCK < n ? i + GELU_BLOCK : n;
-#ifdef BERT_AVX2
-        const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f),
-                     s2 = _mm256_set1_ps(INV_SQRT2), nhalf = _mm256_set1_ps(-0.5f),
-                     c = _mm256_set1_ps(INV_SQRT_2PI);
-        for (; i + 8 <= end; i += 8) {
-            __m256 x = _mm256_loadu_ps(inp + i);
-            __m256 cdf = _mm256_mul_ps(half, _mm256_add_ps(one, erf8(_mm256_mul_ps(x, s2))));
-            __m256 pdf = _mm256_mul_ps(c, exp8(_mm256_mul_ps(nhalf, _mm256_mul_ps(x, x))));
-            __m256 g = _mm256_fmadd_ps(x, pdf, cdf);
-            _mm256_storeu_ps(dinp + i, _mm256_mul_ps(_mm256_loadu_ps(dout + i), g));
-        }
+#ifdef GC_HAVE_X86_PATHS
+        if (avx2) i = gelu_backward_avx2(dinp, inp, dout, i, end);
 #endif
         for (; i < end; i++) {
             float x = inp[i];
             float cdf = 0.5f * (1.0f + bert_erf(x * INV_SQRT2));
             float pdf = INV_SQRT_2PI * bert_exp(-0.5f * x * x);
-            dinp[i] = dout[i] * (cdf + x * pdf);
+            dinp[i] = dout[i] * fmaf(x, pdf, cdf);
         }
     }
 }
