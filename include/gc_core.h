@@ -48,15 +48,17 @@ void gc_clear_error(void);
 const char *gc_version(void);
 
 /* The project's own vectorized kernels (oneDNN chooses its own path for matrix products). The
- * best path the CPU supports is used, unless the environment variable GC_CPU=generic forces the
- * portable one; the results are the same bit for bit on every path. */
+ * best path the CPU supports is used; the environment variable GC_CPU (generic, avx2, avx512)
+ * caps it, as ONEDNN_MAX_CPU_ISA caps oneDNN. The results are the same bit for bit on every
+ * path. */
 typedef enum gc_cpu_path {
     GC_CPU_GENERIC = 0, /* portable C, baseline x86-64 or any other architecture */
     GC_CPU_AVX2 = 1,    /* AVX2 + FMA */
+    GC_CPU_AVX512 = 2,  /* AVX-512F (+ AVX2 + FMA) */
 } gc_cpu_path;
 /* The path in use, decided once per process (thread-safe). */
 gc_cpu_path gc_cpu_path_get(void);
-/* "generic", "avx2". Never NULL. */
+/* "generic", "avx2", "avx512". Never NULL. */
 const char *gc_cpu_path_name(gc_cpu_path p);
 
 /* Where a buffer lives: host memory, or the memory of an accelerator (reachable from the host

@@ -1,4 +1,5 @@
-/* cpu.c: the run-time choice of the project's own kernel path (see cpu.h). */
+/* cpu.c: the run-time choice of the project's own kernel path (see cpu.h): the best the CPU
+ * supports, capped by GC_CPU. */
 #include "core/cpu.h"
 
 #include <pthread.h>
@@ -9,12 +10,19 @@ static gc_cpu_path g_path = GC_CPU_GENERIC;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static void decide(void) {
+    gc_cpu_path cap = GC_CPU_AVX512;
     const char *want = getenv("GC_CPU");
-    if (want && strcmp(want, "generic") == 0) return;
+    if (want && strcmp(want, "generic") == 0) cap = GC_CPU_GENERIC;
+    if (want && strcmp(want, "avx2") == 0) cap = GC_CPU_AVX2;
+    gc_cpu_path best = GC_CPU_GENERIC;
 #ifdef GC_HAVE_X86_PATHS
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) g_path = GC_CPU_AVX2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        best = GC_CPU_AVX2;
+        if (__builtin_cpu_supports("avx512f")) best = GC_CPU_AVX512;
+    }
 #endif
+    g_path = best < cap ? best : cap;
 }
 
 gc_cpu_path gc_cpu_path_get(void) {
@@ -24,6 +32,8 @@ gc_cpu_path gc_cpu_path_get(void) {
 
 const char *gc_cpu_path_name(gc_cpu_path p) {
     switch (p) {
+    case GC_CPU_AVX512:
+        return "avx512";
     case GC_CPU_AVX2:
         return "avx2";
     case GC_CPU_GENERIC:

@@ -139,7 +139,7 @@ void gc_rng_uniform_fill(float *out, const gc_rng_addr *addr, uint32_t first, si
     }
     /* body: eight quads (32 values) at a time */
     float u[4][LANES];
-    int avx2 = gc_cpu_path_get() == GC_CPU_AVX2;
+    int avx2 = gc_cpu_path_get() >= GC_CPU_AVX2; /* AVX-512 CPUs run the AVX2 Philox */
     while (n - i >= 4 * LANES) {
 #ifdef GC_HAVE_X86_PATHS
         if (avx2)

@@ -8,6 +8,9 @@ ok "--help" "$G" --help
 check "--help on stdout" grep -q "Usage: gradcache <command>" "$TMP/out"
 ok "--version" "$G" --version
 check "--version text" grep -qE "^gradcache [0-9]+\.[0-9]+\.[0-9]+$" "$TMP/out"
+check "--version names the kernel path" grep -qE "^kernels: (generic|avx2|avx512)$" "$TMP/out"
+ok "--version under GC_CPU=generic" env GC_CPU=generic "$G" --version
+check "GC_CPU=generic selects the generic kernels" grep -qx "kernels: generic" "$TMP/out"
 for cmd in train encode eval init; do
     ok "$cmd --help" "$G" $cmd --help
     check "$cmd --help on stdout" grep -q "Usage: gradcache $cmd" "$TMP/out"
