@@ -395,6 +395,50 @@ static void test_field(void) {
     free(z);
 }
 
+/* Issue 12, defects 13 and 14: a valid line with an integer beyond int64 in an ignored field,
+ * and a UTF-8 byte-order mark at the start of the file (plain and gzip). */
+static void test_big_int_and_bom(void) {
+    gc_dataset *d = load_text("{\"id\": 18446744073709551615, \"query\": \"q\", "
+                              "\"positive\": \"p\", \"n\": -99999999999999999999999}\n");
+    CHECK(d && d->n == 1 && !strcmp(d->pairs[0].query, "q"), "uint64 id in an ignored field");
+    gc_dataset_free(d);
+    char **v = NULL;
+    size_t n = 0;
+    const char *big = "{\"id\": 18446744073709551616, \"text\": \"t\"}\n";
+    CHECK_OK(gc_jsonl_read_field_memory(big, strlen(big), "mem.jsonl", "text", &v, &n));
+    CHECK(n == 1 && v && !strcmp(v[0], "t"), "big integer beside a field");
+    gc_jsonl_free(v, n);
+
+    const char *bom = "\xef\xbb\xbf{\"query\": \"q\", \"positive\": \"p\"}\n"
+                      "{\"query\": \"q2\", \"positive\": \"p2\"}\n";
+    d = load_text(bom);
+    CHECK(d && d->n == 2 && !strcmp(d->pairs[0].query, "q"), "BOM skipped");
+    gc_dataset_free(d);
+    size_t zlen;
+    unsigned char *z = gz(bom, strlen(bom), &zlen);
+    d = NULL;
+    CHECK_OK(gc_dataset_load_memory(&d, z, zlen, "mem.jsonl.gz"));
+    CHECK(d && d->n == 2, "BOM skipped in gzip");
+    gc_dataset_free(d);
+    free(z);
+    char path[256];
+    snprintf(path, sizeof path, "%s/test_data_bom.jsonl", GC_BINARY_DIR);
+    CHECK_OK(gc_write_file_atomic(path, bom, strlen(bom)));
+    d = NULL;
+    CHECK_OK(gc_dataset_load(&d, path));
+    CHECK(d && d->n == 2, "BOM skipped in a file");
+    gc_dataset_free(d);
+    v = NULL;
+    CHECK_OK(gc_jsonl_read_field(path, "query", &v, &n));
+    CHECK(n == 2 && v && !strcmp(v[0], "q"), "BOM skipped reading a field");
+    gc_jsonl_free(v, n);
+    unlink(path);
+    /* only at the start of the file: a BOM on a later line is a malformed line */
+    expect_bad("{\"query\": \"q\", \"positive\": \"p\"}\n\xef\xbb\xbf{\"query\": \"q\", "
+               "\"positive\": \"p\"}\n",
+               "mem.jsonl:2:", "byte-order mark");
+}
+
 static void test_dev_split(void) {
     /* Part of the repository's test data: a missing file is a failure, not a skip. */
     gc_dataset *d = NULL;
@@ -416,6 +460,7 @@ int main(void) {
     test_bad_gzip();
     test_pipe();
     test_field();
+    test_big_int_and_bom();
     test_dev_split();
     return test_summary("test_data");
 }
