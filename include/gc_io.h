@@ -115,7 +115,9 @@ typedef struct gc_dataset {
 
 /* Load one object per line with "query" and "positive" strings and an optional "negatives"
  * array of strings; other fields ignored; blank lines skipped. gzip is detected by its magic
- * bytes. The file is read as a stream, so a pipe works (e.g. --train <(zcat a.jsonl.gz)). Malformed
+ * bytes; a UTF-8 byte-order mark opening the file is skipped (elsewhere it is an error); numbers in
+ * any field are read as doubles, so a large integer (a uint64 id) in an ignored field is fine.
+ * The file is read as a stream, so a pipe works (e.g. --train <(zcat a.jsonl.gz)). Malformed
  * JSON, missing or non-string fields, invalid UTF-8, a truncated gzip stream and an empty file are
  * errors naming file:line. */
 gc_status gc_dataset_load(gc_dataset **out, const char *path);

@@ -232,11 +232,24 @@ static gc_status each_object(const char *buf, size_t len, const char *name, take
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *le = nl ? nl : end;
         size_t n = (size_t)(le - p);
+        if (n >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0) {
+            /* a UTF-8 byte-order mark (editors on Windows write one) opens the file, nowhere else
+             */
+            if (p != buf)
+                return line_error(
+                    GC_ERR_FORMAT, name, line,
+                    "a UTF-8 byte-order mark (allowed only at the start of the file)");
+            p += 3;
+            n -= 3;
+        }
         if (memchr(p, '\0', n))
             return line_error(GC_ERR_FORMAT, name, line, "NUL byte in the line");
         if (!is_blank(p, n)) {
             json_error_t jerr;
-            json_t *obj = json_loadb(p, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+            /* numbers as doubles: an integer beyond int64 (a uint64 id) in a field nobody reads
+             * must not refuse the line; no field read here is a number */
+            json_t *obj = json_loadb(
+                p, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &jerr);
             if (!obj) {
                 if (is_invalid_utf8(&jerr))
                     return line_error(GC_ERR_FORMAT, name, line, "invalid UTF-8 (%s at column %d)",
