@@ -105,16 +105,41 @@ typedef struct gc_pair {
     char *positive;
     char **negatives;
     int num_negatives;
+    size_t line; /* the line of the file it came from (several pairs may share one) */
 } gc_pair;
+
+/* The shapes a line of training data may have; one file holds one shape. */
+typedef enum gc_data_shape {
+    GC_SHAPE_NONE = 0,
+    GC_SHAPE_PAIRS, /* {"query": s, "positive": s, "negatives": [s, ...]?} */
+    GC_SHAPE_ST,    /* sentence-transformers: {"anchor", "positive", "negative" or negative_1..N} */
+    GC_SHAPE_FLAG,  /* FlagEmbedding / Tevatron: {"query": s, "pos": [s, ...], "neg": [s, ...]?} */
+    GC_SHAPE_FIELDS, /* the names of a gc_data_fields */
+} gc_data_shape;
+/* "query/positive/negatives", ... for messages. */
+const char *gc_data_shape_str(gc_data_shape shape);
+
+/* Field names that replace detection: any non-NULL member makes every line be read as
+ * {query: s, positive: s or [s, ...], negatives: [s, ...]?} under these names, the NULL ones
+ * keeping "query", "positive" and "negatives". */
+typedef struct gc_data_fields {
+    const char *query, *positive, *negatives;
+} gc_data_fields;
 
 typedef struct gc_dataset {
     gc_pair *pairs;
     size_t n;
     const char *path;
+    gc_data_shape shape;
 } gc_dataset;
 
 /* Load one object per line with "query" and "positive" strings and an optional "negatives"
- * array of strings; other fields ignored; blank lines skipped. gzip is detected by its magic
+ * array of strings, or one of the other shapes of gc_data_shape, detected per line (a line with
+ * "anchor" is sentence-transformers', one with "pos" and no "positive" FlagEmbedding's); a line
+ * whose shape differs from the first line's is an error naming both lines. A positive may be an
+ * array of strings: each becomes a pair with the line's query and negatives (a trainer never
+ * batches two pairs of one query together). Other fields ignored; blank lines skipped. Texts
+ * must be non-empty strings. gzip is detected by its magic
  * bytes; a UTF-8 byte-order mark opening the file is skipped (elsewhere it is an error); numbers in
  * any field are read as doubles, so a large integer (a uint64 id) in an ignored field is fine.
  * The file is read as a stream, so a pipe works (e.g. --train <(zcat a.jsonl.gz)). Malformed
@@ -123,6 +148,10 @@ typedef struct gc_dataset {
 gc_status gc_dataset_load(gc_dataset **out, const char *path);
 /* The same from a buffer (plain or gzip); `name` stands for the file in messages. */
 gc_status gc_dataset_load_memory(gc_dataset **out, const void *buf, size_t len, const char *name);
+/* The same with field names replacing detection (fields NULL: detect). */
+gc_status gc_dataset_load_with(gc_dataset **out, const char *path, const gc_data_fields *fields);
+gc_status gc_dataset_load_memory_with(gc_dataset **out, const void *buf, size_t len,
+                                      const char *name, const gc_data_fields *fields);
 void gc_dataset_free(gc_dataset *d);
 
 /* One string field of every line of a JSONL / JSONL.gz file (e.g. the texts to embed), read

@@ -3,9 +3,11 @@
  *
  * A file is read front to back as a stream (so a pipe works as well as a file) and the whole
  * decompressed text is held in memory and cut into lines, so a line may be of any length.
- * Each non-blank line is one JSON object: {"query": s, "positive": s, "negatives": [s, ...]?}
- * for training pairs, or any object holding the requested field; anything else about a line
- * is an error reported as "file:line: what". */
+ * Each non-blank line is one JSON object: for training pairs one of three shapes (ours
+ * {"query", "positive", "negatives"?}, sentence-transformers' {"anchor", "positive", "negative"?
+ * or "negative_1".."negative_N"}, FlagEmbedding's and Tevatron's {"query", "pos": [..],
+ * "neg": [..]?}), the same in every line, or fields the caller names; or any object holding the
+ * requested field. Anything else about a line is an error reported as "file:line: what". */
 #include "gc_io.h"
 
 #include <errno.h>
@@ -270,72 +272,215 @@ static gc_status each_object(const char *buf, size_t len, const char *name, take
 
 /* ---- training pairs ---- */
 
-static gc_status pair_from(gc_pair *pair, json_t *obj, const char *name, size_t line) {
-    const json_t *q = NULL, *p = NULL;
-    gc_status s;
-    if ((s = get_text(obj, "query", name, line, &q)) != GC_OK) return s;
-    if ((s = get_text(obj, "positive", name, line, &p)) != GC_OK) return s;
-    json_t *negs = json_object_get(obj, "negatives");
-    if (negs) {
-        if (!json_is_array(negs))
-            return line_error(GC_ERR_FORMAT, name, line,
-                              "\"negatives\" is not an array of strings");
-        if (json_array_size(negs) > INT_MAX)
-            return line_error(GC_ERR_FORMAT, name, line, "too many negatives");
-        for (size_t k = 0; k < json_array_size(negs); k++) {
-            json_t *v = json_array_get(negs, k);
-            if (!json_is_string(v))
-                return line_error(
-                    GC_ERR_FORMAT, name, line,
-                    "\"negatives\"[%zu] is not a string (negatives must be an array of strings)",
-                    k);
-            if (json_string_length(v) == 0)
-                return line_error(GC_ERR_FORMAT, name, line, "\"negatives\"[%zu] is empty", k);
-        }
+static const char *const SHAPE_NAMES[] = {
+    "none",
+    "query/positive/negatives",
+    "anchor/positive/negative (sentence-transformers)",
+    "query/pos/neg (FlagEmbedding, Tevatron)",
+    "the --query-field/--positive-field/--negatives-field names",
+};
+
+const char *gc_data_shape_str(gc_data_shape shape) {
+    return shape >= GC_SHAPE_NONE && shape <= GC_SHAPE_FIELDS ? SHAPE_NAMES[shape] : "unknown";
+}
+
+/* The shape one line has: "anchor" marks sentence-transformers, "pos" without "positive"
+ * FlagEmbedding/Tevatron; everything else is read as ours (and missing fields named as ours). */
+static gc_data_shape detect_shape(json_t *obj, const gc_data_fields *f) {
+    if (f && (f->query || f->positive || f->negatives)) return GC_SHAPE_FIELDS;
+    if (json_object_get(obj, "anchor")) return GC_SHAPE_ST;
+    if (json_object_get(obj, "pos") && !json_object_get(obj, "positive")) return GC_SHAPE_FLAG;
+    return GC_SHAPE_PAIRS;
+}
+
+/* A non-empty string, or with `many` a non-empty array of them: the texts go to v[0..*n). */
+static gc_status get_texts(json_t *obj, const char *key, int many, const char *name, size_t line,
+                           const json_t ***v, size_t *n) {
+    json_t *x = json_object_get(obj, key);
+    *n = 0;
+    if (!x) return line_error(GC_ERR_FORMAT, name, line, "missing \"%s\"", key);
+    if (json_is_string(x) || !json_is_array(x)) {
+        const json_t *t = NULL;
+        gc_status s = get_text(obj, key, name, line, &t);
+        if (s != GC_OK && !json_is_string(x))
+            return line_error(GC_ERR_FORMAT, name, line, "\"%s\" is not a string%s", key,
+                              many ? " or an array of strings" : "");
+        if (s != GC_OK) return s;
+        if (!(*v = malloc(sizeof **v)))
+            return line_error(GC_ERR_NOMEM, name, line, "out of memory");
+        (*v)[0] = t;
+        *n = 1;
+        return GC_OK;
     }
-    pair->query = copy_string(q);
-    pair->positive = copy_string(p);
-    int nn = negs ? (int)json_array_size(negs) : 0;
-    s = GC_OK;
-    if (nn) {
-        pair->negatives = calloc((size_t)nn, sizeof *pair->negatives);
-        if (pair->negatives) {
-            pair->num_negatives = nn;
-            for (int k = 0; k < nn; k++) {
-                pair->negatives[k] = copy_string(json_array_get(negs, (size_t)k));
-                if (!pair->negatives[k]) s = GC_ERR_NOMEM;
-            }
-        } else {
-            s = GC_ERR_NOMEM;
-        }
+    if (!many) return line_error(GC_ERR_FORMAT, name, line, "\"%s\" is not a string", key);
+    size_t m = json_array_size(x);
+    if (m == 0) return line_error(GC_ERR_FORMAT, name, line, "\"%s\" is an empty array", key);
+    if (m > INT_MAX) return line_error(GC_ERR_FORMAT, name, line, "\"%s\": too many texts", key);
+    for (size_t k = 0; k < m; k++) {
+        json_t *e = json_array_get(x, k);
+        if (!json_is_string(e))
+            return line_error(GC_ERR_FORMAT, name, line, "\"%s\"[%zu] is not a string", key, k);
+        if (json_string_length(e) == 0)
+            return line_error(GC_ERR_FORMAT, name, line, "\"%s\"[%zu] is empty", key, k);
     }
-    if (!pair->query || !pair->positive || s == GC_ERR_NOMEM)
+    if (!(*v = malloc(m * sizeof **v)))
         return line_error(GC_ERR_NOMEM, name, line, "out of memory");
+    for (size_t k = 0; k < m; k++) (*v)[k] = json_array_get(x, k);
+    *n = m;
+    return GC_OK;
+}
+
+/* An optional array of non-empty strings. */
+static gc_status get_negative_array(json_t *obj, const char *key, const char *name, size_t line,
+                                    const json_t ***v, size_t *n) {
+    json_t *negs = json_object_get(obj, key);
+    *n = 0;
+    if (!negs) return GC_OK;
+    if (!json_is_array(negs))
+        return line_error(GC_ERR_FORMAT, name, line, "\"%s\" is not an array of strings", key);
+    if (json_array_size(negs) > INT_MAX)
+        return line_error(GC_ERR_FORMAT, name, line, "too many negatives");
+    size_t m = json_array_size(negs);
+    for (size_t k = 0; k < m; k++) {
+        json_t *e = json_array_get(negs, k);
+        if (!json_is_string(e))
+            return line_error(GC_ERR_FORMAT, name, line,
+                              "\"%s\"[%zu] is not a string (negatives must be an array of strings)",
+                              key, k);
+        if (json_string_length(e) == 0)
+            return line_error(GC_ERR_FORMAT, name, line, "\"%s\"[%zu] is empty", key, k);
+    }
+    if (!(*v = malloc((m ? m : 1) * sizeof **v)))
+        return line_error(GC_ERR_NOMEM, name, line, "out of memory");
+    for (size_t k = 0; k < m; k++) (*v)[k] = json_array_get(negs, k);
+    *n = m;
+    return GC_OK;
+}
+
+/* sentence-transformers' negatives: an optional "negative" string, then negative_1..negative_N
+ * (numbered from 1 without gaps). */
+static gc_status get_st_negatives(json_t *obj, const char *name, size_t line, const json_t ***v,
+                                  size_t *n) {
+    *n = 0;
+    size_t numbered = 0;
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val) {
+        if (strncmp(key, "negative_", 9) != 0 || !key[9]) continue;
+        size_t d = 9;
+        while (key[d] >= '0' && key[d] <= '9') d++;
+        if (!key[d]) numbered++;
+    }
+    if (numbered > INT_MAX) return line_error(GC_ERR_FORMAT, name, line, "too many negatives");
+    json_t *single = json_object_get(obj, "negative");
+    if (!(*v = malloc((numbered + 1) * sizeof **v)))
+        return line_error(GC_ERR_NOMEM, name, line, "out of memory");
+    const json_t *t = NULL;
+    gc_status s;
+    if (single) {
+        if ((s = get_text(obj, "negative", name, line, &t)) != GC_OK) return s;
+        (*v)[(*n)++] = t;
+    }
+    for (size_t k = 1; k <= numbered; k++) {
+        char kname[40];
+        snprintf(kname, sizeof kname, "negative_%zu", k);
+        if (!json_object_get(obj, kname))
+            return line_error(GC_ERR_FORMAT, name, line,
+                              "%zu negative_N fields but no \"%s\" (number them from 1 without "
+                              "gaps)",
+                              numbered, kname);
+        if ((s = get_text(obj, kname, name, line, &t)) != GC_OK) return s;
+        (*v)[(*n)++] = t;
+    }
     return GC_OK;
 }
 
 typedef struct pair_list {
     gc_dataset *d;
     size_t cap;
+    const gc_data_fields *fields;
+    size_t shape_line; /* the first line, which fixed d->shape */
 } pair_list;
 
-static gc_status take_pair(void *ctx, json_t *obj, const char *name, size_t line) {
-    pair_list *l = ctx;
+/* One more pair slot, zeroed and counted (so gc_dataset_free releases what it holds). */
+static gc_pair *new_pair(pair_list *l) {
     gc_dataset *d = l->d;
     if (d->n == l->cap) {
         size_t ncap = l->cap ? l->cap * 2 : 1024;
         gc_pair *np = realloc(d->pairs, ncap * sizeof *np);
-        if (!np) return line_error(GC_ERR_NOMEM, name, line, "out of memory");
+        if (!np) return NULL;
         d->pairs = np;
         l->cap = ncap;
     }
-    gc_pair *pair = &d->pairs[d->n];
+    gc_pair *pair = &d->pairs[d->n++];
     memset(pair, 0, sizeof *pair);
-    d->n++; /* counted even on failure, so gc_dataset_free releases its strings */
-    return pair_from(pair, obj, name, line);
+    return pair;
 }
 
-static gc_status parse_jsonl(gc_dataset **out, const char *buf, size_t len, const char *name) {
+static gc_status add_pairs(pair_list *l, const json_t *q, const json_t *const *pos, size_t npos,
+                           const json_t *const *neg, size_t nneg, const char *name, size_t line) {
+    for (size_t j = 0; j < npos; j++) {
+        gc_pair *pair = new_pair(l);
+        if (!pair) return line_error(GC_ERR_NOMEM, name, line, "out of memory");
+        pair->line = line;
+        pair->query = copy_string(q);
+        pair->positive = copy_string(pos[j]);
+        int nomem = !pair->query || !pair->positive;
+        if (nneg) {
+            pair->negatives = calloc(nneg, sizeof *pair->negatives);
+            if (pair->negatives) {
+                pair->num_negatives = (int)nneg;
+                for (size_t k = 0; k < nneg; k++)
+                    nomem |= !(pair->negatives[k] = copy_string(neg[k]));
+            } else {
+                nomem = 1;
+            }
+        }
+        if (nomem) return line_error(GC_ERR_NOMEM, name, line, "out of memory");
+    }
+    return GC_OK;
+}
+
+static gc_status take_pair(void *ctx, json_t *obj, const char *name, size_t line) {
+    pair_list *l = ctx;
+    gc_dataset *d = l->d;
+    const gc_data_shape shape = detect_shape(obj, l->fields);
+    if (d->shape == GC_SHAPE_NONE) {
+        d->shape = shape;
+        l->shape_line = line;
+    } else if (shape != d->shape) {
+        return line_error(GC_ERR_FORMAT, name, line,
+                          "a line of the shape %s, but line %zu has the shape %s (one shape per "
+                          "file)",
+                          gc_data_shape_str(shape), l->shape_line, gc_data_shape_str(d->shape));
+    }
+    const gc_data_fields *f = l->fields;
+    const char *qkey = "query", *pkey = "positive", *nkey = "negatives";
+    if (shape == GC_SHAPE_ST) qkey = "anchor";
+    if (shape == GC_SHAPE_FLAG) {
+        pkey = "pos";
+        nkey = "neg";
+    }
+    if (shape == GC_SHAPE_FIELDS) {
+        if (f->query) qkey = f->query;
+        if (f->positive) pkey = f->positive;
+        if (f->negatives) nkey = f->negatives;
+    }
+    const json_t *q = NULL, **pos = NULL, **neg = NULL;
+    size_t npos = 0, nneg = 0;
+    gc_status s = get_text(obj, qkey, name, line, &q);
+    if (s == GC_OK) s = get_texts(obj, pkey, 1, name, line, &pos, &npos);
+    if (s == GC_OK)
+        s = shape == GC_SHAPE_ST ? get_st_negatives(obj, name, line, &neg, &nneg)
+                                 : get_negative_array(obj, nkey, name, line, &neg, &nneg);
+    if (s == GC_OK) s = add_pairs(l, q, pos, npos, neg, nneg, name, line);
+    free(pos);
+    free(neg);
+    return s;
+}
+
+static gc_status parse_jsonl(gc_dataset **out, const char *buf, size_t len, const char *name,
+                             const gc_data_fields *fields) {
     gc_dataset *d = calloc(1, sizeof *d);
     char *path = strdup(name);
     if (!d || !path) {
@@ -344,7 +489,7 @@ static gc_status parse_jsonl(gc_dataset **out, const char *buf, size_t len, cons
         return gc_set_error(GC_ERR_NOMEM, "%s: out of memory", name);
     }
     d->path = path;
-    pair_list l = {d, 0};
+    pair_list l = {d, 0, fields, 0};
     gc_status s = each_object(buf, len, name, take_pair, &l);
     if (s == GC_OK && d->n == 0) s = gc_set_error(GC_ERR_FORMAT, "%s: no pairs (empty file)", name);
     if (s != GC_OK) {
@@ -377,7 +522,8 @@ static gc_status file_text(const char *path, growbuf *out) {
     return read_stream(fd, path, out);
 }
 
-gc_status gc_dataset_load_memory(gc_dataset **out, const void *buf, size_t len, const char *name) {
+gc_status gc_dataset_load_memory_with(gc_dataset **out, const void *buf, size_t len,
+                                      const char *name, const gc_data_fields *fields) {
     if (!out || (!buf && len))
         return gc_set_error(GC_ERR_INVALID_ARG, "gc_dataset_load_memory: NULL argument");
     *out = NULL;
@@ -386,19 +532,27 @@ gc_status gc_dataset_load_memory(gc_dataset **out, const void *buf, size_t len, 
     const char *text;
     size_t tlen;
     gc_status s = memory_text(buf, len, name, &plain, &text, &tlen);
-    if (s == GC_OK) s = parse_jsonl(out, text, tlen, name);
+    if (s == GC_OK) s = parse_jsonl(out, text, tlen, name, fields);
     free(plain.p);
     return s;
 }
 
-gc_status gc_dataset_load(gc_dataset **out, const char *path) {
+gc_status gc_dataset_load_memory(gc_dataset **out, const void *buf, size_t len, const char *name) {
+    return gc_dataset_load_memory_with(out, buf, len, name, NULL);
+}
+
+gc_status gc_dataset_load_with(gc_dataset **out, const char *path, const gc_data_fields *fields) {
     if (!out || !path) return gc_set_error(GC_ERR_INVALID_ARG, "gc_dataset_load: NULL argument");
     *out = NULL;
     growbuf text = {0};
     gc_status s = file_text(path, &text);
-    if (s == GC_OK) s = parse_jsonl(out, text.p ? text.p : "", text.n, path);
+    if (s == GC_OK) s = parse_jsonl(out, text.p ? text.p : "", text.n, path, fields);
     free(text.p);
     return s;
+}
+
+gc_status gc_dataset_load(gc_dataset **out, const char *path) {
+    return gc_dataset_load_with(out, path, NULL);
 }
 
 /* ---- one field of every line ---- */
