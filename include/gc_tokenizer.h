@@ -57,6 +57,11 @@ typedef struct gc_token_list {
  * tokenizer's message) and *out is empty. */
 gc_status gc_tokenize_many(const gc_tokenizer *tok, const char *const *texts, size_t n, int max_len,
                            gc_token_list *out, size_t *bad);
+/* The same with `prompt` (NULL or "": none) put before every text, as sentence-transformers
+ * does (prompt + text, tokenized together: the prompt's tokens count in max_len). */
+gc_status gc_tokenize_many_prompt(const gc_tokenizer *tok, const char *prompt,
+                                  const char *const *texts, size_t n, int max_len,
+                                  gc_token_list *out, size_t *bad);
 void gc_token_list_free(gc_token_list *t);
 /* The list as the encoders' input (a view; n must fit in int). */
 gc_token_batch gc_token_list_batch(const gc_token_list *t);

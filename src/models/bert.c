@@ -47,6 +47,7 @@ void gc_bert_free(gc_bert *m) {
     if (!m) return;
     release_activations(&m->rt);
     bert_weights_release(&m->w);
+    gc_prompts_free(&m->prompts);
     free(m);
 }
 

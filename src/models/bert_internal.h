@@ -10,6 +10,7 @@
 #define GC_BERT_INTERNAL_H
 
 #include "gc_bert.h"
+#include "gc_prompts.h"
 #include "models/bert_kernels.h"
 
 #include <stddef.h>
@@ -162,6 +163,7 @@ typedef struct bert_cpu {
 struct gc_bert {
     bert_weights w;
     bert_cpu rt;
+    gc_prompts prompts; /* config_sentence_transformers.json's, written back by gc_bert_save */
 };
 
 /* Lay out and allocate a model for cfg (validated here): parameters zeroed, gradients zeroed. */

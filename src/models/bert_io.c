@@ -2,6 +2,7 @@
  * module files (modules.json, sentence_bert_config.json, 1_Pooling/config.json, Normalize),
  * and model.safetensors weights, every shape checked against the config. */
 #include "models/bert_internal.h"
+#include "models/st_config.h"
 
 #include "gc_io.h"
 
@@ -438,6 +439,7 @@ gc_status gc_bert_load(gc_bert **out, const char *model_dir) {
     if ((st = bert_create(&m, &cfg)) != GC_OK) return st;
     if ((st = join(path, lay.transformer_dir, "model.safetensors")) == GC_OK)
         st = load_weights(&m->w, path);
+    if (st == GC_OK) st = gc_prompts_read(&m->prompts, model_dir);
     if (st != GC_OK) {
         gc_bert_free(m);
         return st;
@@ -573,9 +575,7 @@ gc_status gc_bert_save(const gc_bert *m, const char *out_dir, const char *tokeni
                                    "do_lower_case", 0))) != GC_OK)
         return st;
     if ((st = write_json(out_dir, "config_sentence_transformers.json",
-                         json_pack("{s:{s:s},s:{},s:n,s:s}", "__version__", "gradcache", "0.1.0",
-                                   "prompts", "default_prompt_name", "similarity_fn_name",
-                                   "cosine"))) != GC_OK)
+                         gc_st_config_json(&m->prompts))) != GC_OK)
         return st;
     if ((st = join(path, out_dir, "1_Pooling")) != GC_OK || (st = gc_mkdirs(path)) != GC_OK ||
         (st = write_json(path, "config.json", pooling_json(c))) != GC_OK)

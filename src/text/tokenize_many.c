@@ -1,5 +1,6 @@
 /* tokenize_many.c: tokenizing a whole list of texts at once (OpenMP over texts) into one packed
- * array of token ids, the form the text encoders take as input. */
+ * array of token ids, the form the text encoders take as input, optionally each text behind a
+ * prompt. */
 #include "gc_tokenizer.h"
 
 #include <limits.h>
@@ -9,7 +10,24 @@
 
 gc_status gc_tokenize_many(const gc_tokenizer *tok, const char *const *texts, size_t n, int max_len,
                            gc_token_list *out, size_t *bad) {
+    return gc_tokenize_many_prompt(tok, NULL, texts, n, max_len, out, bad);
+}
+
+/* The prompt and a text as one string, as sentence-transformers concatenates them. */
+static char *with_prompt(const char *prompt, size_t plen, const char *text) {
+    size_t tlen = strlen(text);
+    char *s = malloc(plen + tlen + 1);
+    if (!s) return NULL;
+    memcpy(s, prompt, plen);
+    memcpy(s + plen, text, tlen + 1);
+    return s;
+}
+
+gc_status gc_tokenize_many_prompt(const gc_tokenizer *tok, const char *prompt,
+                                  const char *const *texts, size_t n, int max_len,
+                                  gc_token_list *out, size_t *bad) {
     if (!out || !bad) return gc_set_error(GC_ERR_INVALID_ARG, "gc_tokenize_many: NULL output");
+    const size_t plen = prompt ? strlen(prompt) : 0;
     memset(out, 0, sizeof *out);
     *bad = 0;
     if (!tok || (n && !texts))
@@ -34,8 +52,12 @@ gc_status gc_tokenize_many(const gc_tokenizer *tok, const char *const *texts, si
     char msg[512] = "";
 #pragma omp parallel for schedule(dynamic, 64)
     for (size_t i = 0; i < n; i++) {
-        gc_status st = gc_tokenizer_encode(tok, texts[i], strlen(texts[i]), max_len,
-                                           slots + i * (size_t)max_len, &lens[i]);
+        char *joined = plen ? with_prompt(prompt, plen, texts[i]) : NULL;
+        const char *text = plen ? joined : texts[i];
+        gc_status st = text ? gc_tokenizer_encode(tok, text, strlen(text), max_len,
+                                                  slots + i * (size_t)max_len, &lens[i])
+                            : gc_set_error(GC_ERR_NOMEM, "out of memory adding the prompt");
+        free(joined);
         if (st != GC_OK) {
 #pragma omp critical(gc_tokenize_many_error)
             if (i < first_bad) {
