@@ -9,6 +9,7 @@
  * "neg": [..]?}), the same in every line, or fields the caller names; or any object holding the
  * requested field. Anything else about a line is an error reported as "file:line: what". */
 #include "gc_io.h"
+#include "io/jsonl_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -217,7 +218,7 @@ static int is_invalid_utf8(const json_error_t *e) {
 }
 
 /* The lines of a JSONL text, each parsed as a JSON object and handed to `take`. */
-typedef gc_status (*take_fn)(void *ctx, json_t *obj, const char *name, size_t line);
+typedef gc_jsonl_take_fn take_fn;
 
 static int is_blank(const char *p, size_t n) {
     for (size_t i = 0; i < n; i++)
@@ -553,6 +554,29 @@ gc_status gc_dataset_load_with(gc_dataset **out, const char *path, const gc_data
 
 gc_status gc_dataset_load(gc_dataset **out, const char *path) {
     return gc_dataset_load_with(out, path, NULL);
+}
+
+gc_status gc_jsonl_each(const char *path, gc_jsonl_take_fn take, void *ctx) {
+    if (!path || !take) return gc_set_error(GC_ERR_INVALID_ARG, "gc_jsonl_each: NULL argument");
+    growbuf text = {0};
+    gc_status s = file_text(path, &text);
+    if (s == GC_OK) s = each_object(text.p ? text.p : "", text.n, path, take, ctx);
+    free(text.p);
+    return s;
+}
+
+gc_status gc_jsonl_each_memory(const void *buf, size_t len, const char *name, gc_jsonl_take_fn take,
+                               void *ctx) {
+    if ((!buf && len) || !take)
+        return gc_set_error(GC_ERR_INVALID_ARG, "gc_jsonl_each_memory: NULL argument");
+    if (!name) name = "<memory>";
+    growbuf plain = {0};
+    const char *text;
+    size_t tlen;
+    gc_status s = memory_text(buf, len, name, &plain, &text, &tlen);
+    if (s == GC_OK) s = each_object(text, tlen, name, take, ctx);
+    free(plain.p);
+    return s;
 }
 
 /* ---- one field of every line ---- */
