@@ -78,12 +78,23 @@ typedef struct cli_eval_opts {
     int reserve; /* size the model's buffers for this evaluation first */
     const int *ks;
     int nk;
+    const char *query_prompt, *passage_prompt; /* put before every query / passage (or NULL) */
 } cli_eval_opts;
 
 /* Tokenize the dataset's queries and positives and evaluate them (gc_eval_pairs). Prints the
  * error and returns nonzero on failure. */
 int cli_eval_dataset(gc_bert *model, const gc_tokenizer *tok, const struct gc_dataset *d,
                      const cli_eval_opts *o, struct gc_retrieval_metrics *out);
+struct gc_beir;
+struct gc_beir_metrics;
+/* Tokenize a BEIR set's queries and documents (with the prompts) and evaluate them
+ * (gc_eval_beir). Prints the error and returns nonzero on failure. */
+int cli_eval_beir(gc_bert *model, const gc_tokenizer *tok, const struct gc_beir *b,
+                  const cli_eval_opts *o, struct gc_beir_metrics *out);
+/* {"ndcg@10": ..., "mrr@10": ..., "recall@1": ..., ..., "map@100": ..., "n": ...}, no newline. */
+void cli_beir_json(const struct gc_beir_metrics *m, char *buf, size_t cap);
+/* A prompt: the option's text when given, else the model folder's prompt of that name (or NULL). */
+const char *cli_prompt(gc_bert *model, const char *given, const char *name);
 /* {"recall@1": ..., "mrr@10": ..., "ndcg@10": ..., "n": ...} without a newline. */
 void cli_metrics_json(const struct gc_retrieval_metrics *m, char *buf, size_t cap);
 /* Parse "1,10,100" into ks (at most GC_EVAL_MAX_K). 0 or CLI_EXIT_USAGE. */

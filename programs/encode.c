@@ -1,8 +1,10 @@
 /* encode.c: the `encode` and `eval` subcommands and the retrieval evaluation `train --dev`
  * shares with them. */
 #include "cli.h"
+#include "gc_beir.h"
 #include "gc_eval.h"
 #include "gc_io.h"
+#include "gc_prompts.h"
 
 #include <limits.h>
 #include <omp.h>
@@ -24,21 +26,34 @@ static const char ENCODE_HELP[] =
     "  --out FILE        the .npy to write (atomically: complete or not there)\n"
     "  --batch-size N    sequences per forward pass (default 64)\n"
     "  --max-len N       tokens per text incl. [CLS]/[SEP] (default: the model's max_seq_length)\n"
+    "  --prompt-name NAME  put the model folder's prompt NAME (query, passage, ... from its\n"
+    "                    config_sentence_transformers.json) before every text, as\n"
+    "                    sentence-transformers' encode(x, prompt_name=NAME) does\n"
     "  --threads N       OpenMP threads (default: all cores)\n"
     "  --help            this text\n";
 
 static const char EVAL_HELP[] =
     "Usage: gradcache eval --model DIR --data FILE [options]\n"
+    "       gradcache eval --model DIR --beir DIR [--split NAME] [options]\n"
     "\n"
     "Retrieval evaluation on query/positive pairs: every query is ranked against the positives\n"
     "of all lines of the file (its own line's positive is the one relevant document) by cosine\n"
     "similarity, exactly (blocked matrix products, no index). Prints one JSON object on\n"
     "stdout: recall@K for each K, mrr@10, ndcg@10 and n (the number of queries).\n"
+    "With --beir, every query of qrels/SPLIT.tsv is ranked against the whole corpus and the JSON\n"
+    "holds pytrec_eval's ndcg@10, mrr@10, recall@1, recall@10, recall@100, map@100 and n.\n"
     "\n"
     "Options:\n"
     "  --model DIR            sentence-transformers or Hugging Face BERT folder\n"
-    "  --data FILE            JSONL or JSONL.gz with \"query\" and \"positive\" strings\n"
-    "  --k LIST               comma-separated recall cut-offs (default 1,10,100)\n"
+    "  --data FILE            JSONL or JSONL.gz pairs (the shapes train reads)\n"
+    "  --beir DIR             a BEIR folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv\n"
+    "  --split NAME           the qrels file of --beir (default test)\n"
+    "  --query-field NAME, --positive-field NAME, --negatives-field NAME\n"
+    "                         field names of --data (default: detect the shape)\n"
+    "  --query-prompt TEXT    put before every query (default: the model's \"query\" prompt)\n"
+    "  --passage-prompt TEXT  put before every passage (default: the model's \"passage\" or\n"
+    "                         \"document\" prompt)\n"
+    "  --k LIST               comma-separated recall cut-offs of --data (default 1,10,100)\n"
     "  --batch-size N         sequences per forward pass (default 64)\n"
     "  --max-query-len N      query tokens (default: the model's max_seq_length)\n"
     "  --max-passage-len N    passage tokens (default: the model's max_seq_length)\n"
@@ -105,10 +120,12 @@ int cli_eval_dataset(gc_bert *model, const gc_tokenizer *tok, const gc_dataset *
         goto done;
     }
     size_t bad = 0;
-    gc_status st = gc_tokenize_many(tok, qt, n, o->max_query_len, &tq, &bad);
-    if (st == GC_OK) st = gc_tokenize_many(tok, pt, n, o->max_passage_len, &tp, &bad);
+    gc_status st =
+        gc_tokenize_many_prompt(tok, o->query_prompt, qt, n, o->max_query_len, &tq, &bad);
+    if (st == GC_OK)
+        st = gc_tokenize_many_prompt(tok, o->passage_prompt, pt, n, o->max_passage_len, &tp, &bad);
     if (st != GC_OK) {
-        cli_error("%s: pair %zu: %s", d->path, bad + 1, gc_last_error());
+        cli_error("%s:%zu: %s", d->path, d->pairs[bad].line, gc_last_error());
         goto done;
     }
     if (o->reserve) {
@@ -135,8 +152,61 @@ done:
     return rc;
 }
 
+const char *cli_prompt(gc_bert *model, const char *given, const char *name) {
+    return given ? given : gc_prompts_get(gc_bert_prompts(model), name);
+}
+
+void cli_beir_json(const gc_beir_metrics *m, char *buf, size_t cap) {
+    snprintf(buf, cap,
+             "{\"ndcg@10\": %.6f, \"mrr@10\": %.6f, \"recall@1\": %.6f, \"recall@10\": %.6f, "
+             "\"recall@100\": %.6f, \"map@100\": %.6f, \"n\": %d}",
+             m->ndcg10, m->mrr10, m->recall1, m->recall10, m->recall100, m->map100, m->n);
+}
+
+int cli_eval_beir(gc_bert *model, const gc_tokenizer *tok, const gc_beir *b, const cli_eval_opts *o,
+                  gc_beir_metrics *out) {
+    gc_token_list tq = {0}, td = {0};
+    int rc = CLI_EXIT_RUNTIME;
+    if (b->ndocs > INT_MAX || b->nqueries > INT_MAX)
+        return cli_error("%s: too large to evaluate at once", b->path);
+    size_t bad = 0;
+    gc_status st =
+        gc_tokenize_many_prompt(tok, o->query_prompt, (const char *const *)b->query_texts,
+                                b->nqueries, o->max_query_len, &tq, &bad);
+    if (st != GC_OK) {
+        cli_error("%s: query \"%.80s\": %s", b->path, b->query_ids[bad], gc_last_error());
+        goto done;
+    }
+    st = gc_tokenize_many_prompt(tok, o->passage_prompt, (const char *const *)b->doc_texts,
+                                 b->ndocs, o->max_passage_len, &td, &bad);
+    if (st != GC_OK) {
+        cli_error("%s: document \"%.80s\": %s", b->path, b->doc_ids[bad], gc_last_error());
+        goto done;
+    }
+    if (o->reserve) {
+        int len = tq.max_len > td.max_len ? tq.max_len : td.max_len;
+        st = gc_bert_reserve_inference(model, o->batch, len);
+        if (st != GC_OK) {
+            cli_fail(st, "preparing the model");
+            goto done;
+        }
+    }
+    gc_encoder enc = gc_bert_encoder(model);
+    gc_token_batch qb = gc_token_list_batch(&tq), db = gc_token_list_batch(&td);
+    st = gc_eval_beir(&enc, b, &qb, &db, o->batch, out);
+    if (st != GC_OK) {
+        cli_fail(st, "evaluating");
+        goto done;
+    }
+    rc = 0;
+done:
+    gc_token_list_free(&tq);
+    gc_token_list_free(&td);
+    return rc;
+}
+
 int cmd_encode(int argc, char **argv) {
-    const char *model_dir = NULL, *input = NULL, *field = NULL, *out = NULL;
+    const char *model_dir = NULL, *input = NULL, *field = NULL, *out = NULL, *prompt_name = NULL;
     long batch = 64, max_len = 0, threads = 0;
     cli_opt opts[] = {
         {"--model", OPT_STR, &model_dir, 0, 0, 0},
@@ -145,6 +215,7 @@ int cmd_encode(int argc, char **argv) {
         {"--out", OPT_STR, &out, 0, 0, 0},
         {"--batch-size", OPT_INT, &batch, 1, 1 << 20, 0},
         {"--max-len", OPT_INT, &max_len, 2, 1 << 20, 0},
+        {"--prompt-name", OPT_STR, &prompt_name, 0, 0, 0},
         {"--threads", OPT_INT, &threads, 1, 4096, 0},
         {NULL, OPT_FLAG, NULL, 0, 0, 0},
     };
@@ -181,8 +252,16 @@ int cmd_encode(int argc, char **argv) {
         cli_error("%s: %zu texts are more than can be encoded at once", input, ntexts);
         goto done;
     }
+    const char *prompt = NULL;
+    if (prompt_name && !(prompt = gc_prompts_get(gc_bert_prompts(model), prompt_name))) {
+        cli_error("--prompt-name %s: the model folder %s has no such prompt (see its "
+                  "config_sentence_transformers.json)",
+                  prompt_name, model_dir);
+        goto done;
+    }
     size_t bad = 0;
-    st = gc_tokenize_many(tok, (const char *const *)texts, ntexts, (int)max_len, &t, &bad);
+    st = gc_tokenize_many_prompt(tok, prompt, (const char *const *)texts, ntexts, (int)max_len, &t,
+                                 &bad);
     if (st != GC_OK) {
         cli_error("%s: text %zu: %s", input, bad + 1, gc_last_error());
         goto done;
@@ -222,11 +301,20 @@ done:
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *model_dir = NULL, *data = NULL, *kstr = "1,10,100";
+    const char *model_dir = NULL, *data = NULL, *kstr = "1,10,100", *beir = NULL, *split = "test";
+    const char *qprompt = NULL, *pprompt = NULL;
+    gc_data_fields fields = {NULL, NULL, NULL};
     long batch = 64, max_q = 0, max_p = 0, threads = 0;
     cli_opt opts[] = {
         {"--model", OPT_STR, &model_dir, 0, 0, 0},
         {"--data", OPT_STR, &data, 0, 0, 0},
+        {"--beir", OPT_STR, &beir, 0, 0, 0},
+        {"--split", OPT_STR, &split, 0, 0, 0},
+        {"--query-field", OPT_STR, &fields.query, 0, 0, 0},
+        {"--positive-field", OPT_STR, &fields.positive, 0, 0, 0},
+        {"--negatives-field", OPT_STR, &fields.negatives, 0, 0, 0},
+        {"--query-prompt", OPT_STR, &qprompt, 0, 0, 0},
+        {"--passage-prompt", OPT_STR, &pprompt, 0, 0, 0},
         {"--k", OPT_STR, &kstr, 0, 0, 0},
         {"--batch-size", OPT_INT, &batch, 1, 1 << 20, 0},
         {"--max-query-len", OPT_INT, &max_q, 2, 1 << 20, 0},
@@ -241,13 +329,21 @@ int cmd_eval(int argc, char **argv) {
     }
     if (rc) return rc;
     if (!model_dir) return cli_usage("eval ", "--model is required");
-    if (!data) return cli_usage("eval ", "--data is required");
+    if (!data && !beir) return cli_usage("eval ", "--data or --beir is required");
+    if (data && beir) return cli_usage("eval ", "give --data or --beir, not both");
+    if (!beir && cli_find(opts, "--split")->seen)
+        return cli_usage("eval ", "--split goes with --beir");
+    if (beir && (fields.query || fields.positive || fields.negatives))
+        return cli_usage("eval ",
+                         "--query-field/--positive-field/--negatives-field go with --data");
     int ks[GC_EVAL_MAX_K], nk = 0;
     if (cli_parse_ks("eval", kstr, ks, &nk)) return CLI_EXIT_USAGE;
     if (threads > 0) omp_set_num_threads((int)threads);
 
     gc_dataset *d = NULL;
-    gc_status st = gc_dataset_load(&d, data);
+    gc_beir *bset = NULL;
+    gc_status st =
+        beir ? gc_beir_load(&bset, beir, split) : gc_dataset_load_with(&d, data, &fields);
     if (st != GC_OK) return cli_fail(st, NULL);
     gc_bert *model = NULL;
     gc_tokenizer *tok = NULL;
@@ -261,15 +357,29 @@ int cmd_eval(int argc, char **argv) {
                        npos);
         goto done;
     }
-    gc_retrieval_metrics m;
-    cli_eval_opts eo = {(int)max_q, (int)max_p, (int)batch, 1, ks, nk};
-    if (cli_eval_dataset(model, tok, d, &eo, &m)) goto done;
+    cli_eval_opts eo = {(int)max_q,
+                        (int)max_p,
+                        (int)batch,
+                        1,
+                        ks,
+                        nk,
+                        cli_prompt(model, qprompt, "query"),
+                        cli_prompt(model, pprompt, "passage")};
     char json[1024];
-    cli_metrics_json(&m, json, sizeof json);
+    if (bset) {
+        gc_beir_metrics bm;
+        if (cli_eval_beir(model, tok, bset, &eo, &bm)) goto done;
+        cli_beir_json(&bm, json, sizeof json);
+    } else {
+        gc_retrieval_metrics m;
+        if (cli_eval_dataset(model, tok, d, &eo, &m)) goto done;
+        cli_metrics_json(&m, json, sizeof json);
+    }
     printf("%s\n", json);
     rc = fflush(stdout) == 0 ? CLI_EXIT_OK : cli_error("writing to stdout failed");
 done:
     gc_dataset_free(d);
+    gc_beir_free(bset);
     gc_bert_free(model);
     gc_tokenizer_free(tok);
     return rc;

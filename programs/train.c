@@ -5,9 +5,11 @@
  * beside the trainer's checkpoint.bin. */
 #include "cli.h"
 #include "fsutil.h"
+#include "gc_beir.h"
 #include "gc_eval.h"
 #include "gc_io.h"
 #include "gc_optim.h"
+#include "gc_prompts.h"
 #include "gc_tokenizer.h"
 #include "gc_train.h"
 
@@ -31,8 +33,18 @@ static const char TRAIN_HELP[] =
     "\n"
     "Data and output:\n"
     "  --model DIR              starting model (sentence-transformers or Hugging Face BERT)\n"
-    "  --train FILE             JSONL(.gz): \"query\", \"positive\", optional \"negatives\" [..]\n"
-    "  --dev FILE               evaluate recall/MRR/nDCG on these pairs at each save and the end\n"
+    "  --train FILE             JSONL(.gz): \"query\", \"positive\", optional \"negatives\" [..];\n"
+    "                           or sentence-transformers' anchor/positive/negative[_N], or\n"
+    "                           FlagEmbedding's query/pos [..]/neg [..] (detected per line)\n"
+    "  --query-field NAME, --positive-field NAME, --negatives-field NAME\n"
+    "                           read these fields instead (a positive may be a list)\n"
+    "  --dev FILE|DIR           evaluate recall/MRR/nDCG on these pairs, or on a BEIR folder,\n"
+    "                           at each save and the end\n"
+    "  --dev-split NAME         the qrels of a BEIR --dev (default test)\n"
+    "  --query-prompt TEXT      put before every query, counted in --max-query-len (default:\n"
+    "                           the model's \"query\" prompt); saved into --out\n"
+    "  --passage-prompt TEXT    the same for passages (default: the model's \"passage\" or\n"
+    "                           \"document\" prompt)\n"
     "  --out DIR                output model folder (with checkpoint.bin)\n"
     "  --log FILE               one JSON line per step (appended to on --resume)\n"
     "\n"
@@ -105,6 +117,8 @@ static void install_signals(void) {
 
 typedef struct train_opts {
     const char *model, *train, *dev, *out, *log, *optimizer, *schedule;
+    const char *dev_split, *query_prompt, *passage_prompt;
+    gc_data_fields fields;
     long batch, chunk, qchunk, pchunk, accum, steps, epochs, warmup, negatives, max_q, max_p;
     long seed, threads, save_every, stop_after;
     double lr, wd, max_grad_norm, temperature, dropout;
@@ -118,7 +132,9 @@ typedef struct run {
     int K;
     const char **qtext, **ptext, **ntext; /* the pairs' texts (pair i's k-th negative at i*K+k) */
     gc_token_list tq, tp, tn;             /* their tokens */
-    gc_token_list dq, dp;                 /* dev queries and positives */
+    gc_token_list dq, dp;                 /* dev queries and positives (or BEIR documents) */
+    gc_beir *beir;                        /* a BEIR --dev */
+    const char *qprompt, *pprompt;        /* the prompts in use (NULL: none) */
     gc_bert *model;
     gc_tokenizer *tok;
     gc_encoder enc;
@@ -132,15 +148,24 @@ typedef struct run {
 
 /* --- data --- */
 
+/* FNV-1a of a prompt (NULL and "" alike), for the checkpoint's option record. */
+static unsigned prompt_hash(const char *s) {
+    uint32_t h = 2166136261u;
+    for (; s && *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
 static int tokenize_side(run *r, const gc_dataset *d, const char *const *texts, int which,
                          int max_len, gc_token_list *out) {
     const size_t count = which == 2 ? d->n * (size_t)r->K : d->n;
     size_t bad = 0;
-    gc_status st = gc_tokenize_many(r->tok, texts, count, max_len, out, &bad);
+    const char *prompt = which == 0 ? r->qprompt : r->pprompt;
+    gc_status st = gc_tokenize_many_prompt(r->tok, prompt, texts, count, max_len, out, &bad);
     if (st != GC_OK) {
         size_t pair = which == 2 ? bad / (size_t)r->K : bad;
         static const char *names[3] = {"query", "positive", "negative"};
-        return cli_error("%s: pair %zu %s: %s", d->path, pair + 1, names[which], gc_last_error());
+        return cli_error("%s:%zu: %s: %s", d->path, d->pairs[pair].line, names[which],
+                         gc_last_error());
     }
     return 0;
 }
@@ -189,15 +214,20 @@ static int choose_negatives(run *r) {
 /* --- saving --- */
 
 static int evaluate_dev(run *r, const char *when) {
-    if (!r->dev) return 0;
+    if (!r->dev && !r->beir) return 0;
     gc_retrieval_metrics m;
+    gc_beir_metrics bm;
     double t0 = cli_now();
     gc_token_batch q = gc_token_list_batch(&r->dq), p = gc_token_list_batch(&r->dp);
-    gc_status st =
-        gc_eval_pairs(&r->enc, &q, &p, gc_trainer_encode_batch(r->trainer), r->ks, 3, &m);
+    const int batch = gc_trainer_encode_batch(r->trainer);
+    gc_status st = r->beir ? gc_eval_beir(&r->enc, r->beir, &q, &p, batch, &bm)
+                           : gc_eval_pairs(&r->enc, &q, &p, batch, r->ks, 3, &m);
     if (st != GC_OK) return cli_fail(st, "evaluating --dev");
     char json[1024];
-    cli_metrics_json(&m, json, sizeof json);
+    if (r->beir)
+        cli_beir_json(&bm, json, sizeof json);
+    else
+        cli_metrics_json(&m, json, sizeof json);
     const unsigned long long step = (unsigned long long)gc_trainer_steps_done(r->trainer);
     cli_note("dev %s (step %llu, %.1fs): %s", when, step, cli_now() - t0, json);
     if (r->logf) {
@@ -333,6 +363,12 @@ static int parse_train(int argc, char **argv, train_opts *o) {
         {"--model", OPT_STR, &o->model, 0, 0, 0},
         {"--train", OPT_STR, &o->train, 0, 0, 0},
         {"--dev", OPT_STR, &o->dev, 0, 0, 0},
+        {"--dev-split", OPT_STR, &o->dev_split, 0, 0, 0},
+        {"--query-field", OPT_STR, &o->fields.query, 0, 0, 0},
+        {"--positive-field", OPT_STR, &o->fields.positive, 0, 0, 0},
+        {"--negatives-field", OPT_STR, &o->fields.negatives, 0, 0, 0},
+        {"--query-prompt", OPT_STR, &o->query_prompt, 0, 0, 0},
+        {"--passage-prompt", OPT_STR, &o->passage_prompt, 0, 0, 0},
         {"--out", OPT_STR, &o->out, 0, 0, 0},
         {"--log", OPT_STR, &o->log, 0, 0, 0},
         {"--batch-size", OPT_INT, &o->batch, 1, IMAX, 0},
@@ -395,6 +431,7 @@ static void run_free(run *r) {
     gc_tokenizer_free(r->tok);
     gc_dataset_free(r->data);
     gc_dataset_free(r->dev);
+    gc_beir_free(r->beir);
     gc_token_list_free(&r->tq);
     gc_token_list_free(&r->tp);
     gc_token_list_free(&r->tn);
@@ -427,10 +464,19 @@ static int setup_and_train(run *r) {
                          o->out);
 
     /* data */
-    st = gc_dataset_load(&r->data, o->train);
+    st = gc_dataset_load_with(&r->data, o->train, &o->fields);
     if (st != GC_OK) return cli_fail(st, NULL);
-    if (o->dev) {
-        st = gc_dataset_load(&r->dev, o->dev);
+    if (r->data->shape != GC_SHAPE_PAIRS)
+        cli_note("%s: lines read as %s", o->train, gc_data_shape_str(r->data->shape));
+    const int dev_dir =
+        o->dev && fs_dir_state(o->dev) != FS_MISSING && fs_dir_state(o->dev) != FS_NOT_DIR;
+    if (o->dev_split && !dev_dir)
+        return cli_usage("train ", "--dev-split goes with a BEIR --dev folder");
+    if (dev_dir) {
+        st = gc_beir_load(&r->beir, o->dev, o->dev_split ? o->dev_split : "test");
+        if (st != GC_OK) return cli_fail(st, "--dev");
+    } else if (o->dev) {
+        st = gc_dataset_load_with(&r->dev, o->dev, &o->fields);
         if (st != GC_OK) return cli_fail(st, NULL);
     }
     if (r->data->n > INT32_MAX) return cli_error("%s: too many pairs", o->train);
@@ -445,6 +491,16 @@ static int setup_and_train(run *r) {
                          cfg->max_position);
     if (o->dropout_set) gc_bert_set_dropout(r->model, (float)o->dropout);
     r->enc = gc_bert_encoder(r->model);
+    /* prompts: given, or the model folder's; what is used is what the saved folder says */
+    gc_prompts *prompts = gc_bert_prompts(r->model);
+    if ((o->query_prompt && gc_prompts_set(prompts, "query", o->query_prompt) != GC_OK) ||
+        (o->passage_prompt && gc_prompts_set(prompts, "passage", o->passage_prompt) != GC_OK))
+        return cli_fail(GC_ERR_NOMEM, "prompts");
+    r->qprompt = gc_prompts_get(prompts, "query");
+    r->pprompt = gc_prompts_get(prompts, "passage");
+    if ((r->qprompt && *r->qprompt) || (r->pprompt && *r->pprompt))
+        cli_note("prompts: query \"%s\", passage \"%s\"", r->qprompt ? r->qprompt : "",
+                 r->pprompt ? r->pprompt : "");
 
     /* tokens, once */
     double t0 = cli_now();
@@ -463,6 +519,21 @@ static int setup_and_train(run *r) {
         free(dn);
         if (bad) return CLI_EXIT_RUNTIME;
     }
+    if (r->beir) {
+        cli_eval_opts eo = {(int)o->max_q, (int)o->max_p, 1, 0, NULL, 0, r->qprompt, r->pprompt};
+        gc_status ts = GC_OK;
+        size_t bad = 0;
+        if (r->beir->nqueries > INT_MAX || r->beir->ndocs > INT_MAX)
+            return cli_error("--dev %s: too large", o->dev);
+        ts = gc_tokenize_many_prompt(r->tok, eo.query_prompt,
+                                     (const char *const *)r->beir->query_texts, r->beir->nqueries,
+                                     eo.max_query_len, &r->dq, &bad);
+        if (ts == GC_OK)
+            ts = gc_tokenize_many_prompt(r->tok, eo.passage_prompt,
+                                         (const char *const *)r->beir->doc_texts, r->beir->ndocs,
+                                         eo.max_passage_len, &r->dp, &bad);
+        if (ts != GC_OK) return cli_fail(ts, "tokenizing --dev");
+    }
     cli_note("%s: %zu pairs, %d hard negatives each, tokenized in %.1fs", o->train, r->data->n,
              r->K, cli_now() - t0);
     int max_len = r->tq.max_len;
@@ -471,9 +542,14 @@ static int setup_and_train(run *r) {
         if (lists[i]->max_len > max_len) max_len = lists[i]->max_len;
 
     /* the trainer: everything that decides the numbers */
-    snprintf(r->fingerprint, sizeof r->fingerprint,
-             "max_query_len=%ld\nmax_passage_len=%ld\ndropout=%.9g/%.9g\n", o->max_q, o->max_p,
-             (double)cfg->hidden_dropout, (double)cfg->attn_dropout);
+    int fp = snprintf(r->fingerprint, sizeof r->fingerprint,
+                      "max_query_len=%ld\nmax_passage_len=%ld\ndropout=%.9g/%.9g\n", o->max_q,
+                      o->max_p, (double)cfg->hidden_dropout, (double)cfg->attn_dropout);
+    /* prompts change the tokens, so a resume must use the same ones (recorded only when set, so
+     * checkpoints of runs without prompts are unchanged) */
+    if ((r->qprompt && *r->qprompt) || (r->pprompt && *r->pprompt))
+        snprintf(r->fingerprint + fp, sizeof r->fingerprint - (size_t)fp, "prompts=%08x/%08x\n",
+                 prompt_hash(r->qprompt), prompt_hash(r->pprompt));
     gc_trainer_config tc = {
         .batch = (int)o->batch,
         .accumulation = (int)o->accum,

@@ -132,7 +132,8 @@ static gc_status order_epoch(gc_trainer *t, uint64_t epoch) {
 
 /* ---- the fingerprint a checkpoint must agree with ---- */
 
-static gc_status make_fingerprint(gc_trainer *t) {
+/* `caller` is the caller's own record (cfg->fingerprint), which t->cfg does not keep. */
+static gc_status make_fingerprint(gc_trainer *t, const char *caller) {
     const gc_trainer_config *c = &t->cfg;
     char buf[2048];
     int len = snprintf(
@@ -147,13 +148,13 @@ static gc_status make_fingerprint(gc_trainer *t) {
         c->schedule == GC_SCHED_CONSTANT ? "constant" : "linear", c->max_grad_norm,
         (double)c->loss.temperature, c->learn_temperature, c->loss.symmetric, c->loss.cosine,
         (unsigned long long)c->seed);
-    size_t extra = c->fingerprint ? strlen(c->fingerprint) : 0;
+    size_t extra = caller ? strlen(caller) : 0;
     t->fingerprint = malloc((size_t)len + extra + 2);
     if (!t->fingerprint) return gc_set_error(GC_ERR_NOMEM, "trainer: out of memory");
     memcpy(t->fingerprint, buf, (size_t)len);
-    if (extra) memcpy(t->fingerprint + len, c->fingerprint, extra);
+    if (extra) memcpy(t->fingerprint + len, caller, extra);
     t->fingerprint[len + extra] = 0;
-    if (extra && c->fingerprint[extra - 1] != '\n') strcat(t->fingerprint, "\n");
+    if (extra && caller[extra - 1] != '\n') strcat(t->fingerprint, "\n");
     return GC_OK;
 }
 
@@ -302,7 +303,7 @@ gc_status gc_trainer_create(gc_trainer **out, const gc_trainer_config *cfg, gc_e
         tc.weight_decay = 0;
         if ((st = gc_optim_create(&t->topt, &tc, 1)) != GC_OK) goto fail;
     }
-    if ((st = make_fingerprint(t)) != GC_OK) goto fail;
+    if ((st = make_fingerprint(t, cfg->fingerprint)) != GC_OK) goto fail;
     *out = t;
     return GC_OK;
 fail:
