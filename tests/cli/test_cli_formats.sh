@@ -64,7 +64,8 @@ ok "train with prompts" "$G" train "${T[@]}" --train "$TMP/ours.jsonl" --query-p
 check "prompts saved" python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); p=c["prompts"]; sys.exit(not (p["query"]=="query: " and p["passage"]=="passage: " and "document" not in p and c["similarity_fn_name"]=="cosine"))' "$TMP/m_p/config_sentence_transformers.json"
 check "prompts change training" not cmp -s "$TMP/m_p/model.safetensors" "$TMP/m_ours/model.safetensors"
 fails "resume with another prompt" 1 "" "$G" train "${T[@]}" --train "$TMP/ours.jsonl" --query-prompt "q: " --passage-prompt "passage: " --out "$TMP/m_p" --resume
-ok "resume takes the prompts from the checkpoint's folder options" "$G" train "${T[@]}" --train "$TMP/ours.jsonl" --query-prompt "query: " --passage-prompt "passage: " --out "$TMP/m_p" --resume
+fails "resume with another --max-query-len (the CLI's part of the checkpoint's options)" 1 "max_query_len=32 but this run has max_query_len=20" "$G" train "${T[@]}" --train "$TMP/ours.jsonl" --query-prompt "query: " --passage-prompt "passage: " --max-query-len 20 --out "$TMP/m_p" --resume
+ok "resume with the same prompts" "$G" train "${T[@]}" --train "$TMP/ours.jsonl" --query-prompt "query: " --passage-prompt "passage: " --out "$TMP/m_p" --resume
 ok "encode --prompt-name query" "$G" encode --model "$TMP/m_p" --input "$TMP/texts.jsonl" --field t --prompt-name query --out "$TMP/e1.npy" --threads 1
 ok "encode the prompt written out" "$G" encode --model "$TMP/m_p" --input "$TMP/texts.jsonl" --field pt --out "$TMP/e2.npy" --threads 1
 check "--prompt-name puts the prompt before the text" cmp "$TMP/e1.npy" "$TMP/e2.npy"
