@@ -333,6 +333,8 @@ int cmd_eval(int argc, char **argv) {
     if (data && beir) return cli_usage("eval ", "give --data or --beir, not both");
     if (!beir && cli_find(opts, "--split")->seen)
         return cli_usage("eval ", "--split goes with --beir");
+    if (beir && cli_find(opts, "--k")->seen)
+        return cli_usage("eval ", "--k goes with --data (--beir reports its fixed cut-offs)");
     if (beir && (fields.query || fields.positive || fields.negatives))
         return cli_usage("eval ",
                          "--query-field/--positive-field/--negatives-field go with --data");

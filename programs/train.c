@@ -520,19 +520,21 @@ static int setup_and_train(run *r) {
         if (bad) return CLI_EXIT_RUNTIME;
     }
     if (r->beir) {
-        cli_eval_opts eo = {(int)o->max_q, (int)o->max_p, 1, 0, NULL, 0, r->qprompt, r->pprompt};
-        gc_status ts = GC_OK;
+        const gc_beir *b = r->beir;
         size_t bad = 0;
-        if (r->beir->nqueries > INT_MAX || r->beir->ndocs > INT_MAX)
+        if (b->nqueries > INT_MAX || b->ndocs > INT_MAX)
             return cli_error("--dev %s: too large", o->dev);
-        ts = gc_tokenize_many_prompt(r->tok, eo.query_prompt,
-                                     (const char *const *)r->beir->query_texts, r->beir->nqueries,
-                                     eo.max_query_len, &r->dq, &bad);
-        if (ts == GC_OK)
-            ts = gc_tokenize_many_prompt(r->tok, eo.passage_prompt,
-                                         (const char *const *)r->beir->doc_texts, r->beir->ndocs,
-                                         eo.max_passage_len, &r->dp, &bad);
-        if (ts != GC_OK) return cli_fail(ts, "tokenizing --dev");
+        gc_status ts =
+            gc_tokenize_many_prompt(r->tok, r->qprompt, (const char *const *)b->query_texts,
+                                    b->nqueries, (int)o->max_q, &r->dq, &bad);
+        if (ts != GC_OK)
+            return cli_error("--dev %s: query \"%.80s\": %s", o->dev, b->query_ids[bad],
+                             gc_last_error());
+        ts = gc_tokenize_many_prompt(r->tok, r->pprompt, (const char *const *)b->doc_texts,
+                                     b->ndocs, (int)o->max_p, &r->dp, &bad);
+        if (ts != GC_OK)
+            return cli_error("--dev %s: document \"%.80s\": %s", o->dev, b->doc_ids[bad],
+                             gc_last_error());
     }
     cli_note("%s: %zu pairs, %d hard negatives each, tokenized in %.1fs", o->train, r->data->n,
              r->K, cli_now() - t0);

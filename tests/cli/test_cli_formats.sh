@@ -50,6 +50,7 @@ ok "eval --beir --split dev" "$G" eval --model "$TMP/tiny" --beir "$BEIR" --spli
 check "the dev split has 4 queries" grep -q '"n": 4}' "$TMP/out"
 fails "eval --beir, a split without qrels" 1 "qrels/nope.tsv" "$G" eval --model "$TMP/tiny" --beir "$BEIR" --split nope
 fails "eval --beir and --data" 2 "not both" "$G" eval --model "$TMP/tiny" --beir "$BEIR" --data "$TMP/ours.jsonl"
+fails "eval --beir with --k" 2 "--k goes with --data" "$G" eval --model "$TMP/tiny" --beir "$BEIR" --k 5
 fails "eval --split without --beir" 2 "--split" "$G" eval --model "$TMP/tiny" --data "$TMP/ours.jsonl" --split dev
 mkdir -p "$TMP/badbeir/qrels"
 cp "$BEIR/corpus.jsonl" "$BEIR/queries.jsonl" "$TMP/badbeir/"
