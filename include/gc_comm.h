@@ -1,5 +1,6 @@
-/* gc_comm.h: the communicator seam: gathering representations across processes and reducing
- * gradients. Only the single-process implementation exists today. */
+/* gc_comm.h: the communicator seam: gathering representations across processes, reducing
+ * gradients, merging loss statistics and agreeing on failures. Implementations: one process
+ * (gc_comm_single, here) and MPI (gc_comm_mpi.h). */
 #ifndef GC_COMM_H
 #define GC_COMM_H
 
@@ -8,6 +9,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+typedef enum gc_comm_op { GC_COMM_SUM = 0, GC_COMM_MAX = 1 } gc_comm_op;
 
 typedef struct gc_comm_ops {
     int (*rank)(void *ctx);
@@ -19,6 +22,14 @@ typedef struct gc_comm_ops {
     /* buf (n) = sum over ranks, in place; buf lives at `where` (a device store's gradients are
      * reduced in device memory). */
     gc_status (*all_reduce_sum)(void *ctx, float *buf, size_t n, gc_mem where);
+    /* The rest may be NULL in a one-rank communicator; several ranks need them all. */
+    /* out (n) = sum over ranks of block `rank` of in (size * n): each rank gets its block. */
+    gc_status (*reduce_scatter_sum)(void *ctx, const float *in, float *out, size_t n);
+    /* buf (n) = element-wise sum or max over ranks, in place. Every rank gets bit-identical
+     * values (so that every rank takes the same decisions from them). */
+    gc_status (*all_reduce_f64)(void *ctx, double *buf, size_t n, gc_comm_op op);
+    /* buf (bytes) of rank root to every rank. */
+    gc_status (*broadcast)(void *ctx, void *buf, size_t bytes, int root);
 } gc_comm_ops;
 
 typedef struct gc_comm {
@@ -28,6 +39,19 @@ typedef struct gc_comm {
 
 /* The single-process communicator (static, nothing to free). */
 gc_comm gc_comm_single(void);
+
+/* Rank and size of c (NULL: the single process). */
+int gc_comm_rank(const gc_comm *c);
+int gc_comm_size(const gc_comm *c);
+/* Several ranks: are the optional functions there? GC_ERR_INVALID_ARG naming `who` if not. */
+gc_status gc_comm_check(const gc_comm *c, const char *who);
+/* Every rank calls this with its own status; all return GC_OK only if every rank had GC_OK.
+ * Otherwise every rank returns the status of the lowest failing rank, with that rank's error
+ * message prefixed by "rank R: ", so one rank's failure stops all of them at the same point
+ * instead of leaving the others waiting in the next collective. One rank: returns st. */
+gc_status gc_comm_agree(const gc_comm *c, gc_status st);
+/* The lowest rank whose flag is non-zero, or -1 when none is (every rank calls it). */
+gc_status gc_comm_any(const gc_comm *c, int flag, int *first_rank);
 
 #ifdef __cplusplus
 }

@@ -40,6 +40,9 @@ typedef struct gc_step_stats {
     double loss;
     double accuracy;
     double dlog_tau; /* valid when learn_temperature */
+    /* wall seconds of this call: pass 1 + pass 2 (encode), the all-gather of representations,
+     * the (sharded) loss, the reduce-scatter of passage gradients, the gradient all-reduce */
+    double time_encode, time_gather, time_loss, time_scatter, time_reduce;
 } gc_step_stats;
 
 /* query_enc and passage_enc may be the same encoder (shared weights) or two towers.
@@ -52,6 +55,8 @@ void gc_engine_free(gc_engine *e);
 /* The most examples one call of the side's encoder may take under the reservation create made
  * (an evaluation between steps may encode that many at once). */
 int gc_engine_reserved_count(const gc_engine *e, int side);
+/* Bytes of this rank's loss workspace (a shard of B / ranks query rows; see gc_infonce_shard). */
+size_t gc_engine_loss_workspace(const gc_engine *e);
 /* Set the temperature used by the next steps (learnable temperature lives with the caller). */
 void gc_engine_set_temperature(gc_engine *e, float temperature);
 /* One gradient-cache step. queries/passages: the side inputs (passed to the encoders); B

@@ -2,6 +2,7 @@
 #ifndef GC_LOSS_H
 #define GC_LOSS_H
 
+#include "gc_comm.h"
 #include "gc_core.h"
 
 #ifdef __cplusplus
@@ -39,6 +40,27 @@ size_t gc_infonce_workspace_size(int B, int P, int d, const gc_loss_config *cfg)
  * skip the backward pass). workspace: gc_infonce_workspace_size bytes, or NULL to allocate. */
 gc_status gc_infonce(const float *q, const float *p, int B, int P, int d, const gc_loss_config *cfg,
                      gc_loss_out *out, float *dq, float *dp, void *workspace);
+
+/* The loss sharded over the ranks of a communicator (Inf-CL style: no rank computes all B x P
+ * scores). Every rank holds the gathered q (B, d) and p (P, d) but scores only its own query
+ * rows [row0, row0 + rows) against all passages: the row statistics are complete on the rank,
+ * the positive columns' log-sum-exp statistics (symmetric) are merged across ranks (an
+ * all-reduce of the maxima, then of the rescaled sums), and loss, d loss / d log tau and the
+ * hit count are summed across ranks, so `out` is the whole batch's on every rank, bit-identical.
+ * dq gets rows [row0, row0 + rows) only (at their global place); dp (P, d) gets this rank's
+ * part: summed over the ranks (a reduce-scatter to the passages' owners) it is the full
+ * gradient. Every rank calls it with the same B, P, d and cfg. shard NULL, or comm NULL or of
+ * one rank with row0 = 0 and rows = B, is exactly gc_infonce. */
+typedef struct gc_loss_shard {
+    int row0, rows;
+    const gc_comm *comm;
+} gc_loss_shard;
+/* Workspace bytes of a shard of `rows` rows; sharded: the communicator has several ranks. */
+size_t gc_infonce_shard_workspace_size(int B, int P, int d, int rows, int sharded,
+                                       const gc_loss_config *cfg);
+gc_status gc_infonce_shard(const float *q, const float *p, int B, int P, int d,
+                           const gc_loss_config *cfg, const gc_loss_shard *shard, gc_loss_out *out,
+                           float *dq, float *dp, void *workspace);
 
 #ifdef __cplusplus
 }

@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libdnnl-dev libutf8proc-dev libjansson-dev zlib1g-dev
       python3 python3-pip unzip time clang libclang-rt-14-dev clang-format
-      qemu-user)
+      qemu-user openmpi-bin libopenmpi-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -301,7 +301,7 @@ static gc_status cc_reduce(void *ctx, float *buf, size_t n, gc_mem where) {
     for (size_t i = 0; i < n; i++) buf[i] *= 2.0f;
     return GC_OK;
 }
-static const gc_comm_ops g_cc_ops = {cc_rank, cc_size, cc_gather, cc_reduce};
+static const gc_comm_ops g_cc_ops = {cc_rank, cc_size, cc_gather, cc_reduce, NULL, NULL, NULL};
 
 static void test_comm_seam(void) {
     variant v = {"", 2, 0, 0, 1};
@@ -345,6 +345,7 @@ enum { NRANKS = 2, STAGE = 4096 };
 typedef struct thread_world {
     pthread_barrier_t bar;
     float stage[NRANKS][STAGE];
+    double dstage[NRANKS][STAGE];
 } thread_world;
 
 typedef struct thread_comm {
@@ -383,7 +384,48 @@ static gc_status tc_reduce(void *ctx, float *buf, size_t n, gc_mem where) {
     pthread_barrier_wait(&c->w->bar);
     return GC_OK;
 }
-static const gc_comm_ops g_tc_ops = {tc_rank, tc_size, tc_gather, tc_reduce};
+static gc_status tc_reduce_scatter(void *ctx, const float *in, float *out, size_t n) {
+    thread_comm *c = ctx;
+    if (n * NRANKS > STAGE)
+        return gc_set_error(GC_ERR_INTERNAL, "test comm: %zu floats to reduce-scatter", n);
+    memcpy(c->w->stage[c->rank], in, n * NRANKS * sizeof(float));
+    pthread_barrier_wait(&c->w->bar);
+    for (size_t i = 0; i < n; i++) {
+        float s = 0.0f;
+        for (int r = 0; r < NRANKS; r++) s += c->w->stage[r][(size_t)c->rank * n + i];
+        out[i] = s;
+    }
+    pthread_barrier_wait(&c->w->bar);
+    return GC_OK;
+}
+static gc_status tc_reduce_f64(void *ctx, double *buf, size_t n, gc_comm_op op) {
+    thread_comm *c = ctx;
+    if (n > STAGE) return gc_set_error(GC_ERR_INTERNAL, "test comm: %zu doubles to reduce", n);
+    memcpy(c->w->dstage[c->rank], buf, n * sizeof(double));
+    pthread_barrier_wait(&c->w->bar);
+    for (size_t i = 0; i < n; i++) {
+        double s = c->w->dstage[0][i];
+        for (int r = 1; r < NRANKS; r++) {
+            double x = c->w->dstage[r][i];
+            s = op == GC_COMM_MAX ? (x > s ? x : s) : s + x;
+        }
+        buf[i] = s;
+    }
+    pthread_barrier_wait(&c->w->bar);
+    return GC_OK;
+}
+static gc_status tc_broadcast(void *ctx, void *buf, size_t bytes, int root) {
+    thread_comm *c = ctx;
+    if (bytes > sizeof c->w->dstage[0])
+        return gc_set_error(GC_ERR_INTERNAL, "test comm: %zu bytes to broadcast", bytes);
+    if (c->rank == root) memcpy(c->w->dstage[root], buf, bytes);
+    pthread_barrier_wait(&c->w->bar);
+    if (c->rank != root) memcpy(buf, c->w->dstage[root], bytes);
+    pthread_barrier_wait(&c->w->bar);
+    return GC_OK;
+}
+static const gc_comm_ops g_tc_ops = {tc_rank,           tc_size,       tc_gather,   tc_reduce,
+                                     tc_reduce_scatter, tc_reduce_f64, tc_broadcast};
 
 typedef struct rank_job {
     thread_comm comm;

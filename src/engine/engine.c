@@ -11,9 +11,13 @@
  * cheap) and encodes only its share, so the example index an encoder sees is always the
  * global one. With R ranks and B = R * b, rank r owns queries [r*b, (r+1)*b), positives
  * [r*b, (r+1)*b) and hard negatives [B + r*b*K, B + (r+1)*b*K). Gathering positives and
- * negatives separately lays the global passages out exactly as gc_infonce expects. Each rank
- * computes the (cheap) loss over the gathered batch and back-propagates its own share; the
- * final all-reduce sums the shares. */
+ * negatives separately lays the global passages out exactly as gc_infonce expects. The loss
+ * is sharded (gc_infonce_shard): each rank scores its own b queries against all P passages,
+ * so loss work and workspace are divided by R; its partial passage gradients are
+ * reduce-scattered to the passages' owners (positives and negatives, one call each). Each
+ * rank back-propagates its own share and the final all-reduce sums the shares. A rank's
+ * failure in pass 1 or pass 2 is agreed on (gc_comm_agree) before the next collective, so
+ * every rank returns the error instead of waiting. */
 #include "gc_engine.h"
 #include "gc_testing.h"
 
@@ -23,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct gc_engine {
     gc_engine_config cfg;
@@ -36,11 +41,12 @@ struct gc_engine {
     float *qreps, *preps;   /* global (max_batch, d), (max_passages, d) */
     float *dq, *dp;         /* d loss / d reps, same shapes */
     float *qlocal, *plocal; /* this rank's reps before the gather (alias the global ones when
-                               there is one rank) */
+                               there is one rank); plocal then receives this rank's passage
+                               gradients from the reduce-scatter */
     float *scratch;         /* (max chunk, d) reps of pass 2, which only its gradient needs */
     int scratch_rows;
     gc_encoder_reserve reserved[2]; /* what each encoder was asked to hold ([0] when shared) */
-    void *ws;                       /* loss workspace */
+    void *ws;                       /* loss workspace (of a shard of B / ranks query rows) */
     size_t ws_size;
 };
 
@@ -143,6 +149,7 @@ gc_status gc_engine_create(gc_engine **out, const gc_engine_config *cfg, gc_enco
     if (size < 1 || rank < 0 || rank >= size)
         return gc_set_error(GC_ERR_INVALID_ARG, "engine create: communicator rank %d of %d", rank,
                             size);
+    if ((st = gc_comm_check(&c, "engine create")) != GC_OK) return st;
     if (cfg->no_cache && size > 1 && cfg->max_negatives > 0)
         return gc_set_error(GC_ERR_UNSUPPORTED,
                             "engine create: no_cache with hard negatives needs a single "
@@ -164,7 +171,8 @@ gc_status gc_engine_create(gc_engine **out, const gc_engine_config *cfg, gc_enco
     size_t local = size > 1 ? bl * d + bl * (1 + (size_t)cfg->max_negatives) * d : 0;
     size_t total = 2 * (B * d + P * d) + local + (size_t)e->scratch_rows * d;
     e->mem = malloc(total * sizeof(float));
-    e->ws_size = gc_infonce_workspace_size(cfg->max_batch, (int)maxp, dq, &cfg->loss);
+    e->ws_size = gc_infonce_shard_workspace_size(cfg->max_batch, (int)maxp, dq, (int)bl, size > 1,
+                                                 &cfg->loss);
     e->ws = malloc(e->ws_size > 64 ? e->ws_size : 64); /* never NULL: NULL asks gc_infonce to
                                                           allocate */
     if (!e->mem || !e->ws) {
@@ -209,6 +217,10 @@ void gc_engine_free(gc_engine *e) {
 
 void gc_engine_set_temperature(gc_engine *e, float temperature) {
     if (e) e->cfg.loss.temperature = temperature; /* the next step checks it */
+}
+
+size_t gc_engine_loss_workspace(const gc_engine *e) {
+    return e ? e->ws_size : 0;
 }
 
 int gc_engine_reserved_count(const gc_engine *e, int side) {
@@ -304,6 +316,30 @@ static gc_status forward_whole(gc_engine *e, gc_encoder *enc, const void *inputs
                                     a->first, a->first + a->count);
 }
 
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Several ranks: every passage's gradient summed over the ranks' loss shards, on its owner
+ * (positives and negatives separately, as they were gathered), then put back at the global
+ * rows pass 2 reads. */
+static gc_status scatter_passage_grads(gc_engine *e, int B, int K) {
+    const gc_comm *c = &e->comm;
+    size_t d = (size_t)e->dim, b = (size_t)(B / e->size), r = (size_t)e->rank;
+    gc_status st = c->ops->reduce_scatter_sum(c->ctx, e->dp, e->plocal, b * d);
+    if (st == GC_OK && K > 0)
+        st = c->ops->reduce_scatter_sum(c->ctx, e->dp + (size_t)B * d, e->plocal + b * d,
+                                        b * (size_t)K * d);
+    if (st != GC_OK) return wrap_error(st, "reduce-scattering passage gradients");
+    memcpy(e->dp + r * b * d, e->plocal, b * d * sizeof(float));
+    if (K > 0)
+        memcpy(e->dp + ((size_t)B + r * b * (size_t)K) * d, e->plocal + b * d,
+               b * (size_t)K * d * sizeof(float));
+    return GC_OK;
+}
+
 static void scale(float *x, size_t n, float s) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) x[i] *= s;
@@ -333,8 +369,8 @@ gc_status gc_engine_step_opts(gc_engine *e, const void *queries, const void *pas
     if (!isfinite(loss_scale))
         return gc_set_error(GC_ERR_INVALID_ARG, "engine step: loss_scale %g is not finite",
                             (double)loss_scale);
-    int P = B * (1 + K), d = e->dim;
-    if (gc_infonce_workspace_size(B, P, d, &e->cfg.loss) > e->ws_size)
+    int P = B * (1 + K), d = e->dim, b = B / e->size;
+    if (gc_infonce_shard_workspace_size(B, P, d, b, e->size > 1, &e->cfg.loss) > e->ws_size)
         return gc_set_error(GC_ERR_INTERNAL,
                             "engine step: loss workspace for B=%d P=%d exceeds the one sized "
                             "at create",
@@ -348,44 +384,64 @@ gc_status gc_engine_step_opts(gc_engine *e, const void *queries, const void *pas
     }
 
     gc_encode_args qa, pa;
+    double t0 = now_s(), t_enc = 0, t_gather = 0, t_loss = 0, t_scatter = 0, t_reduce = 0;
     if (e->cfg.no_cache) {
-        if ((st = forward_whole(e, e->qenc, queries, 0, B, K, step, &qa)) != GC_OK) return st;
-        if ((st = forward_whole(e, e->penc, passages, 1, B, K, step, &pa)) != GC_OK) return st;
+        st = forward_whole(e, e->qenc, queries, 0, B, K, step, &qa);
+        if (st == GC_OK) st = forward_whole(e, e->penc, passages, 1, B, K, step, &pa);
     } else {
         st = pass1(e, e->qenc, queries, 0, e->cfg.query_chunk, B, K, step);
         if (st == GC_OK) st = pass1(e, e->penc, passages, 1, e->cfg.passage_chunk, B, K, step);
-        if (st != GC_OK) return st;
     }
+    if ((st = gc_comm_agree(&e->comm, st)) != GC_OK) return st;
+    double t1 = now_s();
+    t_enc += t1 - t0;
     if ((st = gather(e, B, K)) != GC_OK) return st;
+    double t2 = now_s();
+    t_gather = t2 - t1;
 
     gc_loss_out lo = {0, 0, 0};
-    st = gc_infonce(e->qreps, e->preps, B, P, d, &e->cfg.loss, &lo, e->dq, e->dp, e->ws);
+    gc_loss_shard shard = {e->rank * b, b, &e->comm};
+    st = gc_infonce_shard(e->qreps, e->preps, B, P, d, &e->cfg.loss, &shard, &lo, e->dq, e->dp,
+                          e->ws);
     if (st != GC_OK) return wrap_error(st, "loss over B=%d, P=%d", B, P);
     if (loss_scale != 1.0f) {
-        scale(e->dq, (size_t)B * d, loss_scale);
+        scale(e->dq + (size_t)shard.row0 * d, (size_t)b * d, loss_scale);
         scale(e->dp, (size_t)P * d, loss_scale);
     }
+    double t3 = now_s();
+    t_loss = t3 - t2;
+    if (e->size > 1 && (st = scatter_passage_grads(e, B, K)) != GC_OK) return st;
+    double t4 = now_s();
+    t_scatter = t4 - t3;
 
     if (e->cfg.no_cache) {
         const float *gq = e->dq + (size_t)qa.first * d, *gp = e->dp + (size_t)pa.first * d;
         st = e->qenc->ops->backward(e->qenc->ctx, &qa, gq);
-        if (st != GC_OK) return wrap_error(st, "no-cache backward, side %d", 0);
-        st = e->penc->ops->backward(e->penc->ctx, &pa, gp);
-        if (st != GC_OK) return wrap_error(st, "no-cache backward, side %d", 1);
+        if (st != GC_OK) st = wrap_error(st, "no-cache backward, side %d", 0);
+        if (st == GC_OK && (st = e->penc->ops->backward(e->penc->ctx, &pa, gp)) != GC_OK)
+            st = wrap_error(st, "no-cache backward, side %d", 1);
     } else {
         st = pass2(e, e->qenc, queries, 0, e->cfg.query_chunk, B, K, step);
         if (st == GC_OK) st = pass2(e, e->penc, passages, 1, e->cfg.passage_chunk, B, K, step);
-        if (st != GC_OK) return st;
     }
+    if ((st = gc_comm_agree(&e->comm, st)) != GC_OK) return st;
+    double t5 = now_s();
+    t_enc += t5 - t4;
 
     if (!(opts && opts->skip_reduce) && (st = gc_engine_reduce_grads(e)) != GC_OK)
         return wrap_error(st, "reducing gradients");
+    t_reduce = now_s() - t5;
     if (stats) {
         stats->loss = lo.loss;
         stats->accuracy = lo.accuracy;
         /* a gradient like the parameters', so it carries the same scale and accumulates the
          * same way over micro-batches */
         stats->dlog_tau = e->cfg.learn_temperature ? lo.dlog_tau * loss_scale : 0.0;
+        stats->time_encode = t_enc;
+        stats->time_gather = t_gather;
+        stats->time_loss = t_loss;
+        stats->time_scatter = t_scatter;
+        stats->time_reduce = t_reduce;
     }
     return GC_OK;
 }

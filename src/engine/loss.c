@@ -3,6 +3,7 @@
  * The plain dense reference (the whole B x P score matrix, in double) serves gc_infonce_ref_f64
  * and, on widened inputs, gc_infonce_ref; gc_infonce is the tiled version that production
  * uses and the tests hold against it. */
+#include "gc_comm.h"
 #include "gc_loss.h"
 #include "gc_testing.h"
 
@@ -241,12 +242,14 @@ gc_status gc_infonce_ref(const float *q, const float *p, int B, int P, int d,
  * fork and join would cost more than the work (and much more on an oversubscribed machine). */
 #define PAR(n) ((n) >= 32768)
 
-/* Offsets of the pieces of the workspace, each aligned to 64 bytes. */
+/* Offsets of the pieces of the workspace, each aligned to 64 bytes. Per-row pieces cover this
+ * rank's rows only; the column statistics cover every positive (all B). */
 typedef struct loss_layout {
     int tile, tq, tp;                       /* tile edge; tile rows and columns actually used */
-    size_t row_m, row_z, row_e, pos, other; /* per query */
-    size_t col_m, col_z, col_e;             /* per positive column (symmetric only) */
-    size_t a, b;                            /* score scales of queries and passages */
+    size_t row_m, row_z, row_e, pos, other; /* per query of this rank */
+    size_t col_m, col_z, col_e, col_g;      /* per positive column (symmetric only; col_g: the
+                                               global max when sharded) */
+    size_t a, b;                            /* score scales of this rank's queries, passages */
     size_t S;                               /* (tq, tp) score tile */
     size_t total;
 } loss_layout;
@@ -257,22 +260,24 @@ static size_t take(size_t *at, size_t bytes) {
     return off;
 }
 
-static void loss_plan(loss_layout *L, int B, int P, const gc_loss_config *cfg) {
+static void loss_plan(loss_layout *L, int B, int P, int rows, int sharded,
+                      const gc_loss_config *cfg) {
     size_t at = 0;
     L->tile = cfg->tile > 0 ? cfg->tile : GC_LOSS_DEFAULT_TILE;
     if (L->tile > P) L->tile = P; /* also keeps I0 + tile from overflowing */
-    L->tq = L->tile < B ? L->tile : B;
+    L->tq = L->tile < rows ? L->tile : rows;
     L->tp = L->tile < P ? L->tile : P;
-    L->row_m = take(&at, sizeof(double) * B);
-    L->row_z = take(&at, sizeof(double) * B);
-    L->row_e = take(&at, sizeof(double) * B);
-    L->pos = take(&at, sizeof(float) * B);
-    L->other = take(&at, sizeof(float) * B);
+    L->row_m = take(&at, sizeof(double) * rows);
+    L->row_z = take(&at, sizeof(double) * rows);
+    L->row_e = take(&at, sizeof(double) * rows);
+    L->pos = take(&at, sizeof(float) * rows);
+    L->other = take(&at, sizeof(float) * rows);
     size_t ncol = cfg->symmetric ? (size_t)B : 0;
     L->col_m = take(&at, sizeof(double) * ncol);
     L->col_z = take(&at, sizeof(double) * ncol);
     L->col_e = take(&at, sizeof(double) * ncol);
-    L->a = take(&at, sizeof(float) * B);
+    L->col_g = take(&at, sizeof(double) * (sharded ? ncol : 0));
+    L->a = take(&at, sizeof(float) * rows);
     L->b = take(&at, sizeof(float) * P);
     L->S = take(&at, sizeof(float) * (size_t)L->tq * L->tp);
     L->total = at + 64; /* room to align a caller's pointer */
@@ -281,7 +286,15 @@ static void loss_plan(loss_layout *L, int B, int P, const gc_loss_config *cfg) {
 size_t gc_infonce_workspace_size(int B, int P, int d, const gc_loss_config *cfg) {
     if (!cfg || B <= 0 || P < B || d <= 0) return 0;
     loss_layout L;
-    loss_plan(&L, B, P, cfg);
+    loss_plan(&L, B, P, B, 0, cfg);
+    return L.total;
+}
+
+size_t gc_infonce_shard_workspace_size(int B, int P, int d, int rows, int sharded,
+                                       const gc_loss_config *cfg) {
+    if (!cfg || B <= 0 || P < B || d <= 0 || rows <= 0 || rows > B) return 0;
+    loss_layout L;
+    loss_plan(&L, B, P, rows, sharded, cfg);
     return L.total;
 }
 
@@ -349,17 +362,42 @@ static gc_status score_tile(float *S, const float *q, const float *p, const floa
     return GC_OK;
 }
 
-gc_status gc_infonce(const float *q, const float *p, int B, int P, int d, const gc_loss_config *cfg,
-                     gc_loss_out *out, float *dq, float *dp, void *workspace) {
+/* Merge the positive columns' partial statistics of every rank: the global max first, then
+ * each rank rescales its sums to it and the sums are added. */
+static gc_status merge_columns(const gc_comm *comm, double *col_m, double *col_z, double *col_e,
+                               double *col_g, int B) {
+    memcpy(col_g, col_m, sizeof(double) * B);
+    gc_status st = comm->ops->all_reduce_f64(comm->ctx, col_g, (size_t)B, GC_COMM_MAX);
+    if (st != GC_OK) return st;
+    for (int j = 0; j < B; j++) {
+        const double r = col_m[j] == -INFINITY ? 0.0 : exp(col_m[j] - col_g[j]);
+        col_z[j] *= r, col_e[j] *= r, col_m[j] = col_g[j];
+    }
+    st = comm->ops->all_reduce_f64(comm->ctx, col_z, (size_t)B, GC_COMM_SUM);
+    if (st == GC_OK) st = comm->ops->all_reduce_f64(comm->ctx, col_e, (size_t)B, GC_COMM_SUM);
+    return st;
+}
+
+gc_status gc_infonce_shard(const float *q, const float *p, int B, int P, int d,
+                           const gc_loss_config *cfg, const gc_loss_shard *shard, gc_loss_out *out,
+                           float *dq, float *dp, void *workspace) {
     gc_status st = check_args(q, p, B, P, d, cfg, out, "infonce");
     if (st != GC_OK) return st;
+    const gc_comm *comm = shard ? shard->comm : NULL;
+    const int R0 = shard ? shard->row0 : 0, NR = shard ? shard->rows : B;
+    const int sharded = gc_comm_size(comm) > 1;
+    if (R0 < 0 || NR < 1 || R0 > B - NR)
+        return gc_set_error(GC_ERR_INVALID_ARG, "infonce: rows [%d, %d) outside the batch of %d",
+                            R0, R0 + NR, B);
+    if (sharded && (st = gc_comm_check(comm, "infonce")) != GC_OK) return st;
+    /* every rank checks the same gathered values, so they all fail here together */
     if (!all_finite(q, (size_t)B * d))
         return gc_set_error(GC_ERR_NUMERIC, "infonce: non-finite value in the queries");
     if (!all_finite(p, (size_t)P * d))
         return gc_set_error(GC_ERR_NUMERIC, "infonce: non-finite value in the passages");
 
     loss_layout L;
-    loss_plan(&L, B, P, cfg);
+    loss_plan(&L, B, P, NR, sharded, cfg);
     void *owned = NULL;
     if (!workspace) {
         workspace = owned = malloc(L.total);
@@ -372,27 +410,30 @@ gc_status gc_infonce(const float *q, const float *p, int B, int P, int d, const 
     double *row_e = (double *)(ws + L.row_e);
     float *pos = (float *)(ws + L.pos), *other = (float *)(ws + L.other);
     double *col_m = (double *)(ws + L.col_m), *col_z = (double *)(ws + L.col_z);
-    double *col_e = (double *)(ws + L.col_e);
+    double *col_e = (double *)(ws + L.col_e), *col_g = (double *)(ws + L.col_g);
     float *a = (float *)(ws + L.a), *b = (float *)(ws + L.b), *S = (float *)(ws + L.S);
     const int sym = cfg->symmetric != 0, cosine = cfg->cosine != 0, T = L.tile;
+    /* this rank's queries: local row i is global row R0 + i */
+    const float *ql = q + (size_t)R0 * d;
+    float *dql = dq ? dq + (size_t)R0 * d : NULL;
 
-    score_scales(a, q, B, d, cfg->temperature, cosine);
+    score_scales(a, ql, NR, d, cfg->temperature, cosine);
     score_scales(b, p, P, d, 1.0, cosine);
-    for (int i = 0; i < B; i++) {
+    for (int i = 0; i < NR; i++)
         row_m[i] = -INFINITY, row_z[i] = 0, row_e[i] = 0, other[i] = -INFINITY, pos[i] = 0;
-        if (sym) col_m[i] = -INFINITY, col_z[i] = 0, col_e[i] = 0;
-    }
+    if (sym)
+        for (int j = 0; j < B; j++) col_m[j] = -INFINITY, col_z[j] = 0, col_e[j] = 0;
 
     /* forward: running statistics of rows and positive columns */
-    for (int I0 = 0; I0 < B && st == GC_OK; I0 += T) {
-        const int ti = B - I0 < T ? B - I0 : T;
+    for (int I0 = 0; I0 < NR && st == GC_OK; I0 += T) {
+        const int ti = NR - I0 < T ? NR - I0 : T;
         for (int J0 = 0; J0 < P; J0 += T) {
             const int tj = P - J0 < T ? P - J0 : T;
-            if ((st = score_tile(S, q, p, a, b, I0, J0, ti, tj, d)) != GC_OK) break;
+            if ((st = score_tile(S, ql, p, a, b, I0, J0, ti, tj, d)) != GC_OK) break;
 #pragma omp parallel for schedule(static) if (PAR((size_t)ti * tj))
             for (int i = 0; i < ti; i++) {
                 const float *s = S + (size_t)i * tj;
-                const int dg = I0 + i - J0; /* the positive's column in this tile, if any */
+                const int dg = R0 + I0 + i - J0; /* the positive's column in this tile, if any */
                 float m = -INFINITY;
                 for (int j = 0; j < tj; j++) m = s[j] > m ? s[j] : m;
                 double z = 0, e = 0;
@@ -438,48 +479,52 @@ gc_status gc_infonce(const float *q, const float *p, int B, int P, int d, const 
         }
     }
     if (st != GC_OK) goto done;
+    if (sym && sharded && (st = merge_columns(comm, col_m, col_z, col_e, col_g, B)) != GC_OK)
+        goto done;
 
     /* L = w sum_i (lse_i - s_ii) [+ w sum_j (lse_j - s_jj)]; d L / d log tau = -sum dS s, where
-     * sum_j dS_ij s_ij = w (e_i / z_i - s_ii) for each term */
+     * sum_j dS_ij s_ij = w (e_i / z_i - s_ii) for each term. A rank adds the terms of its own
+     * rows and of their positives' columns; the sums are then added over ranks. */
     const double w = (sym ? 0.5 : 1.0) / B;
-    double loss = 0, dlt = 0;
-    int hits = 0;
-    for (int i = 0; i < B; i++) {
-        loss += w * (row_m[i] + log(row_z[i]) - pos[i]);
-        dlt -= w * (row_e[i] / row_z[i] - pos[i]);
-        hits += pos[i] > other[i];
+    double tot[3] = {0, 0, 0}; /* loss, d loss / d log tau, hits */
+    for (int i = 0; i < NR; i++) {
+        const int ig = R0 + i;
+        tot[0] += w * (row_m[i] + log(row_z[i]) - pos[i]);
+        tot[1] -= w * (row_e[i] / row_z[i] - pos[i]);
+        tot[2] += pos[i] > other[i];
         if (sym) {
-            loss += w * (col_m[i] + log(col_z[i]) - pos[i]);
-            dlt -= w * (col_e[i] / col_z[i] - pos[i]);
+            tot[0] += w * (col_m[ig] + log(col_z[ig]) - pos[i]);
+            tot[1] -= w * (col_e[ig] / col_z[ig] - pos[i]);
         }
     }
-    if (!isfinite(loss) || !isfinite(dlt)) {
-        st = gc_set_error(GC_ERR_NUMERIC, "infonce: the loss is not finite (%g)", loss);
+    if (sharded && (st = comm->ops->all_reduce_f64(comm->ctx, tot, 3, GC_COMM_SUM)) != GC_OK)
+        goto done;
+    if (!isfinite(tot[0]) || !isfinite(tot[1])) {
+        st = gc_set_error(GC_ERR_NUMERIC, "infonce: the loss is not finite (%g)", tot[0]);
         goto done;
     }
-    out->loss = loss;
-    out->dlog_tau = dlt;
-    out->accuracy = (double)hits / B;
+    out->loss = tot[0];
+    out->dlog_tau = tot[1];
+    out->accuracy = tot[2] / B;
     if (!dq && !dp) goto done;
 
     /* backward: keep 1/z instead of z so the tile loop only multiplies */
-    for (int i = 0; i < B; i++) {
-        row_z[i] = 1.0 / row_z[i];
-        if (sym) col_z[i] = 1.0 / col_z[i];
-    }
-    for (int I0 = 0; I0 < B && st == GC_OK; I0 += T) {
-        const int ti = B - I0 < T ? B - I0 : T;
+    for (int i = 0; i < NR; i++) row_z[i] = 1.0 / row_z[i];
+    if (sym)
+        for (int j = 0; j < B; j++) col_z[j] = 1.0 / col_z[j];
+    for (int I0 = 0; I0 < NR && st == GC_OK; I0 += T) {
+        const int ti = NR - I0 < T ? NR - I0 : T;
         for (int J0 = 0; J0 < P; J0 += T) {
             const int tj = P - J0 < T ? P - J0 : T;
             const int tc = sym && J0 < B ? (B - J0 < tj ? B - J0 : tj) : 0;
-            if ((st = score_tile(S, q, p, a, b, I0, J0, ti, tj, d)) != GC_OK) break;
+            if ((st = score_tile(S, ql, p, a, b, I0, J0, ti, tj, d)) != GC_OK) break;
 #pragma omp parallel for schedule(static) if (PAR((size_t)ti * tj))
             for (int i = 0; i < ti; i++) {
                 float *s = S + (size_t)i * tj;
                 const float mi = (float)row_m[I0 + i], ri = (float)(w * row_z[I0 + i]);
                 const float ai = a[I0 + i];
                 const float *bj = b + J0;
-                const int dg = I0 + i - J0; /* the positive's column in this tile, if any */
+                const int dg = R0 + I0 + i - J0; /* the positive's column in this tile, if any */
                 const float sd = dg >= 0 && dg < tj ? s[dg] : 0.0f;
                 /* H_ij = dS_ij a_i b_j */
                 for (int j = 0; j < tc; j++) {
@@ -494,26 +539,31 @@ gc_status gc_infonce(const float *q, const float *p, int B, int P, int d, const 
                  * running statistics, whose z holds the other passages' mass to double
                  * precision */
                 if (dg >= 0 && dg < tj) {
-                    const int ig = I0 + i;
-                    double g = exp((double)sd - row_m[ig]) * row_z[ig] - 1.0;
+                    const int il = I0 + i, ig = R0 + il;
+                    double g = exp((double)sd - row_m[il]) * row_z[il] - 1.0;
                     if (dg < tc) g += exp((double)sd - col_m[ig]) * col_z[ig] - 1.0;
                     s[dg] = (float)(w * g * ai * bj[dg]);
                 }
             }
-            if (dq && (st = gc_matmul(dq + (size_t)I0 * d, S, p + (size_t)J0 * d, ti, d, tj, 0, 0,
-                                      J0 > 0)) != GC_OK)
+            if (dql && (st = gc_matmul(dql + (size_t)I0 * d, S, p + (size_t)J0 * d, ti, d, tj, 0, 0,
+                                       J0 > 0)) != GC_OK)
                 break;
-            if (dp && (st = gc_matmul(dp + (size_t)J0 * d, S, q + (size_t)I0 * d, tj, d, ti, 1, 0,
+            if (dp && (st = gc_matmul(dp + (size_t)J0 * d, S, ql + (size_t)I0 * d, tj, d, ti, 1, 0,
                                       I0 > 0)) != GC_OK)
                 break;
         }
     }
     if (st != GC_OK) goto done;
-    if (cosine) {
-        if (dq) cosine_project(dq, q, B, d);
+    if (cosine) { /* linear in the gradient: a rank's partial dp projects on its own */
+        if (dql) cosine_project(dql, ql, NR, d);
         if (dp) cosine_project(dp, p, P, d);
     }
 done:
     free(owned);
     return st;
+}
+
+gc_status gc_infonce(const float *q, const float *p, int B, int P, int d, const gc_loss_config *cfg,
+                     gc_loss_out *out, float *dq, float *dp, void *workspace) {
+    return gc_infonce_shard(q, p, B, P, d, cfg, NULL, out, dq, dp, workspace);
 }
