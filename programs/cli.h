@@ -26,6 +26,10 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
 void cli_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Report a library failure: "gradcache: error: <what>: <gc_last_error()>". */
 int cli_fail(gc_status st, const char *what);
+/* Rank of this process under mpirun (0 otherwise). Only rank 0 prints errors and notes; the
+ * others keep the message (cli_last_message) for the agreement that lets rank 0 print it. */
+extern int cli_rank;
+const char *cli_last_message(void);
 
 /* ---- options ---- */
 

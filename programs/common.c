@@ -11,27 +11,35 @@
 #include <sys/stat.h>
 #include <time.h>
 
+int cli_rank = 0;
+static char g_last_message[1024];
+
+const char *cli_last_message(void) {
+    return g_last_message;
+}
+
 int cli_error(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("gradcache: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(g_last_message, sizeof g_last_message, fmt, ap);
     va_end(ap);
+    if (cli_rank == 0) fprintf(stderr, "gradcache: error: %s\n", g_last_message);
     return CLI_EXIT_RUNTIME;
 }
 
 int cli_usage(const char *cmd, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("gradcache: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see 'gradcache %s--help')\n", cmd ? cmd : "");
+    vsnprintf(g_last_message, sizeof g_last_message, fmt, ap);
     va_end(ap);
+    if (cli_rank == 0)
+        fprintf(stderr, "gradcache: error: %s (see 'gradcache %s--help')\n", g_last_message,
+                cmd ? cmd : "");
     return CLI_EXIT_USAGE;
 }
 
 void cli_note(const char *fmt, ...) {
+    if (cli_rank != 0) return;
     va_list ap;
     va_start(ap, fmt);
     fputs("gradcache: ", stderr);

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "fsutil.h"
 #include "gc_beir.h"
+#include "gc_comm_mpi.h"
 #include "gc_eval.h"
 #include "gc_io.h"
 #include "gc_optim.h"
@@ -87,6 +88,11 @@ static const char TRAIN_HELP[] =
     "  --stop-after N           stop after N steps of this invocation, saving a checkpoint\n"
     "  --help                   this text\n"
     "\n"
+    "Several processes: mpirun -np N gradcache train ... splits each batch over N ranks\n"
+    "(--batch-size stays the global batch and must be divisible by N; --threads is per rank).\n"
+    "Every rank reads the same --train file; rank 0 alone writes --out, --log and progress,\n"
+    "and evaluates --dev.\n"
+    "\n"
     "On SIGINT/SIGTERM the current step finishes, a checkpoint is saved and the exit status is\n"
     "130/143. A NaN or infinite loss stops the run with status 1; the last checkpoint is kept.\n"
     "With --dev the final metrics are printed as JSON on stdout.\n";
@@ -144,7 +150,40 @@ typedef struct run {
     FILE *logf;
     int created_out, saved_once;
     int ks[3];
+    gc_comm comm; /* MPI under mpirun, else the single process */
+    int rank, size;
+    int agreed_failure; /* every rank already knows the run failed (no final agreement) */
 } run;
+
+/* --- several ranks --- */
+
+/* Every rank calls this at the same points (after setup, after each step, at the end) with
+ * its exit code so far and gets the job's: a failure on any rank (1 or 2, never a signal's
+ * 130/143) becomes every rank's, and rank 0 prints the failing rank's message. *sig receives
+ * the largest signal any rank caught, so a signal on one rank stops all of them after the same
+ * step. One process: rc and g_signal unchanged. */
+static int sync_ranks(run *r, int rc, int *sig) {
+    if (sig) *sig = g_signal;
+    if (r->size <= 1) return rc;
+    const int failed = rc == CLI_EXIT_RUNTIME || rc == CLI_EXIT_USAGE;
+    gc_status st = GC_OK;
+    if (failed)
+        st = gc_set_error(rc == CLI_EXIT_USAGE ? GC_ERR_INVALID_ARG : GC_ERR_IO, "%s",
+                          cli_last_message());
+    st = gc_comm_agree(&r->comm, st);
+    if (st != GC_OK) {
+        r->agreed_failure = 1;
+        if (!failed) cli_error("%s", gc_last_error());
+        return failed ? rc : st == GC_ERR_INVALID_ARG ? CLI_EXIT_USAGE : CLI_EXIT_RUNTIME;
+    }
+    double s = g_signal;
+    if (r->comm.ops->all_reduce_f64(r->comm.ctx, &s, 1, GC_COMM_MAX) != GC_OK) {
+        r->agreed_failure = 1; /* the transport itself failed: nobody can agree any more */
+        return cli_error("rank %d: %s", r->rank, gc_last_error());
+    }
+    if (sig) *sig = (int)s;
+    return rc;
+}
 
 /* --- data --- */
 
@@ -214,7 +253,7 @@ static int choose_negatives(run *r) {
 /* --- saving --- */
 
 static int evaluate_dev(run *r, const char *when) {
-    if (!r->dev && !r->beir) return 0;
+    if ((!r->dev && !r->beir) || r->rank != 0) return 0; /* rank 0 evaluates; the others wait */
     gc_retrieval_metrics m;
     gc_beir_metrics bm;
     double t0 = cli_now();
@@ -239,6 +278,7 @@ static int evaluate_dev(run *r, const char *when) {
 }
 
 static int save(run *r, const char *when) {
+    if (r->rank != 0) return 0; /* rank 0 writes; every rank holds the same state */
     gc_status st = gc_trainer_check_finite(r->trainer);
     if (st == GC_ERR_NUMERIC)
         return cli_error("%s; not saving (the last good checkpoint in %s is kept)", gc_last_error(),
@@ -265,7 +305,7 @@ static void format_eta(double s, char *buf, size_t cap) {
 
 static int train_loop(run *r) {
     const train_opts *o = r->o;
-    const int tty = isatty(STDERR_FILENO);
+    const int tty = isatty(STDERR_FILENO) && r->rank == 0;
     const uint64_t first = gc_trainer_steps_done(r->trainer);
     const uint64_t total = gc_trainer_get_info(r->trainer)->total_steps;
     const double t_start = cli_now();
@@ -278,6 +318,8 @@ static int train_loop(run *r) {
                              r->saved_once || o->resume ? "the last checkpoint in --out is kept"
                                                         : "no checkpoint was written");
         if (st != GC_OK) return cli_fail(st, "training step");
+        int sig = 0, rc = sync_ranks(r, CLI_EXIT_OK, &sig);
+        if (rc != CLI_EXIT_OK) return rc;
         const double loss = ts.loss, acc = ts.accuracy, gnorm = ts.grad_norm, lr = ts.lr;
         const double tau = ts.temperature;
         const uint64_t step = ts.step;
@@ -303,7 +345,7 @@ static int train_loop(run *r) {
                     (unsigned long long)step, (unsigned long long)total, loss, pps, eta,
                     cli_peak_rss_mib());
             if (last) fputc('\n', stderr);
-        } else if (done == 1 || step % 10 == 0 || last) {
+        } else if (r->rank == 0 && (done == 1 || step % 10 == 0 || last)) {
             fprintf(stderr,
                     "gradcache: step %llu/%llu loss %.4f acc %.3f lr %.3g tau %.4g grad_norm %.3g "
                     "%.1f pairs/s ETA %s peak %.0f MiB\n",
@@ -311,9 +353,8 @@ static int train_loop(run *r) {
                     pps, eta, cli_peak_rss_mib());
         }
 
-        if (g_signal) {
+        if (sig) {
             if (tty) fputc('\n', stderr);
-            int sig = g_signal;
             if (save(r, "interrupted")) return CLI_EXIT_RUNTIME;
             cli_note("stopped by signal %d at step %llu; checkpoint saved in %s (continue with "
                      "--resume)",
@@ -543,6 +584,10 @@ static int setup_and_train(run *r) {
     for (int i = 0; i < 4; i++)
         if (lists[i]->max_len > max_len) max_len = lists[i]->max_len;
 
+    /* several ranks: all have their data and model (or all stop here) */
+    int rc = sync_ranks(r, CLI_EXIT_OK, NULL);
+    if (rc != CLI_EXIT_OK) return rc;
+
     /* the trainer: everything that decides the numbers */
     int fp = snprintf(r->fingerprint, sizeof r->fingerprint,
                       "max_query_len=%ld\nmax_passage_len=%ld\ndropout=%.9g/%.9g\n", o->max_q,
@@ -583,7 +628,7 @@ static int setup_and_train(run *r) {
         .positive_text = r->ptext,
         .negative_text = r->K > 0 ? r->ntext : NULL,
     };
-    st = gc_trainer_create(&r->trainer, &tc, &r->enc, NULL, &td, NULL);
+    st = gc_trainer_create(&r->trainer, &tc, &r->enc, NULL, &td, r->size > 1 ? &r->comm : NULL);
     if (st == GC_ERR_INVALID_ARG) return cli_usage("train ", "%s: %s", o->train, gc_last_error());
     if (st != GC_OK) return cli_fail(st, "preparing the training run");
     const gc_trainer_info *info = gc_trainer_get_info(r->trainer);
@@ -608,22 +653,26 @@ static int setup_and_train(run *r) {
                  (unsigned long long)position);
     }
 
-    /* the output folder: created now, probed for writing before any work */
-    r->created_out = ostate == FS_MISSING;
-    st = gc_mkdirs(o->out);
-    if (st != GC_OK) return cli_fail(st, "--out");
-    {
-        char probe[4200];
-        snprintf(probe, sizeof probe, "%s/.gradcache-write-test", o->out);
-        gc_afile *f = NULL;
-        st = gc_afile_open(&f, probe);
-        if (st != GC_OK) return cli_fail(st, "--out is not writable");
-        gc_afile_abort(f);
+    /* the output folder: created now, probed for writing before any work (by rank 0, the only
+     * one that writes) */
+    if (r->rank == 0) {
+        r->created_out = ostate == FS_MISSING;
+        st = gc_mkdirs(o->out);
+        if (st != GC_OK) return cli_fail(st, "--out");
+        {
+            char probe[4200];
+            snprintf(probe, sizeof probe, "%s/.gradcache-write-test", o->out);
+            gc_afile *f = NULL;
+            st = gc_afile_open(&f, probe);
+            if (st != GC_OK) return cli_fail(st, "--out is not writable");
+            gc_afile_abort(f);
+        }
+        if (o->log) {
+            r->logf = fopen(o->log, o->resume ? "a" : "w");
+            if (!r->logf) return cli_error("--log %s: cannot open for writing", o->log);
+        }
     }
-    if (o->log) {
-        r->logf = fopen(o->log, o->resume ? "a" : "w");
-        if (!r->logf) return cli_error("--log %s: cannot open for writing", o->log);
-    }
+    if ((rc = sync_ranks(r, CLI_EXIT_OK, NULL)) != CLI_EXIT_OK) return rc;
 
     const uint64_t done = gc_trainer_steps_done(r->trainer);
     if (done >= info->total_steps) {
@@ -650,10 +699,30 @@ int cmd_train(int argc, char **argv) {
     run r;
     memset(&r, 0, sizeof r);
     r.o = &o;
-    rc = setup_and_train(&r);
+    r.comm = gc_comm_single();
+    r.size = 1;
+    const int mpi = gc_comm_mpi_launched();
+    if (mpi) {
+        gc_status st = gc_comm_mpi_create(&r.comm);
+        if (st != GC_OK) return cli_fail(st, "mpirun");
+        r.rank = cli_rank = gc_comm_rank(&r.comm);
+        r.size = gc_comm_size(&r.comm);
+    }
+    if (r.size > 1 && (o.batch / o.accum) % r.size != 0) {
+        /* every rank sees the same numbers: all stop here without agreeing */
+        rc = cli_usage("train ",
+                       "--batch-size %ld (micro-batches of %ld) is not divisible by the %d ranks "
+                       "of mpirun -np: each rank takes an equal share of every batch",
+                       o.batch, o.batch / o.accum, r.size);
+        r.agreed_failure = 1;
+    } else {
+        rc = setup_and_train(&r);
+    }
+    if (!r.agreed_failure) rc = sync_ranks(&r, rc, NULL);
     /* a folder this run created and never saved into is removed again */
     if (rc != CLI_EXIT_OK && r.created_out && !r.saved_once) rmdir(o.out);
     run_free(&r);
     gc_matmul_cleanup();
+    if (mpi) gc_comm_mpi_free(&r.comm);
     return rc;
 }

@@ -177,6 +177,29 @@ static gc_status check_fingerprint(const char *have, const char *want, const cha
 
 /* ---- create ---- */
 
+/* Several ranks: every rank must train on the same data. Each contributes its data checksum;
+ * a rank whose checksum differs from rank 0's is named (every rank returns the same error).
+ * Called before anything that depends on the data, so no rank fails alone before it. */
+static gc_status check_same_data(const gc_comm *comm, const gc_train_data *d) {
+    const int size = gc_comm_size(comm), rank = gc_comm_rank(comm);
+    if (size <= 1) return GC_OK;
+    gc_status st = gc_comm_check(comm, "trainer");
+    if (st != GC_OK) return st;
+    double *crc = calloc((size_t)size, sizeof(double));
+    if (!crc) return gc_set_error(GC_ERR_NOMEM, "trainer: out of memory");
+    const int usable = d && d->query_text && d->positive_text && (d->K == 0 || d->negative_text);
+    crc[rank] = usable ? (double)data_crc(d) : 0.0;
+    st = comm->ops->all_reduce_f64(comm->ctx, crc, (size_t)size, GC_COMM_SUM);
+    for (int r = 1; st == GC_OK && r < size; r++)
+        if (crc[r] != crc[0])
+            st = gc_set_error(GC_ERR_INVALID_ARG,
+                              "the training data differs on rank %d (checksum %08lx, rank 0 has "
+                              "%08lx): every rank must read the same data",
+                              r, (unsigned long)crc[r], (unsigned long)crc[0]);
+    free(crc);
+    return st;
+}
+
 static gc_status check_config(const gc_trainer_config *c, const gc_train_data *d) {
     if (c->batch < 1 || c->accumulation < 1 || c->batch % c->accumulation)
         return gc_set_error(GC_ERR_INVALID_ARG,
@@ -213,8 +236,15 @@ gc_status gc_trainer_create(gc_trainer **out, const gc_trainer_config *cfg, gc_e
     if (!out) return gc_set_error(GC_ERR_INVALID_ARG, "trainer: NULL output");
     *out = NULL;
     if (!cfg) return gc_set_error(GC_ERR_INVALID_ARG, "trainer: NULL config");
-    gc_status st = check_config(cfg, data);
+    gc_status st = check_same_data(comm, data);
     if (st != GC_OK) return st;
+    if ((st = check_config(cfg, data)) != GC_OK) return st;
+    const int ranks = gc_comm_size(comm);
+    if ((cfg->batch / cfg->accumulation) % ranks != 0)
+        return gc_set_error(GC_ERR_INVALID_ARG,
+                            "batch size %d (micro-batches of %d) does not split evenly over %d "
+                            "ranks",
+                            cfg->batch, cfg->batch / cfg->accumulation, ranks);
     if ((st = gc_encoder_check(encoder, "trainer")) != GC_OK) return st;
     if (passage_encoder && passage_encoder != encoder &&
         (st = gc_encoder_check(passage_encoder, "trainer: passage")) != GC_OK)
