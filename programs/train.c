@@ -105,8 +105,10 @@ static void on_signal(int sig) {
     static const char msg[] =
         "\ngradcache: interrupted: finishing this step and saving a checkpoint (again to abort)\n";
     g_signal = sig;
-    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)w;
+    if (cli_rank == 0) { /* under mpirun the other ranks stop with rank 0, silently */
+        ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)w;
+    }
 }
 
 static void install_signals(void) {
