@@ -5,9 +5,9 @@ if ! grep -q '^GC_MPI:BOOL=ON' "$BIN_DIR/CMakeCache.txt" 2>/dev/null; then
     echo "$(basename "$0" .sh): skipped: gradcache was built without MPI (GC_MPI off: install libopenmpi-dev)"
     exit 0
 fi
-if ! command -v mpirun >/dev/null; then
-    echo "$(basename "$0" .sh): skipped: mpirun not found (install openmpi-bin)"
-    exit 0
+if ! command -v mpirun >/dev/null; then # built with MPI, so its launcher must be there
+    echo "$(basename "$0" .sh): FAIL: gradcache has MPI but mpirun is not found (install openmpi-bin)"
+    exit 1
 fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 # MPI's own allocations are not ours to free (a sanitizer build would report them at exit)
