@@ -16,14 +16,16 @@ typedef struct gc_comm_ops {
     int (*rank)(void *ctx);
     int (*size)(void *ctx);
     /* global (rows_local * size, d) = concatenation of every rank's local (rows_local, d);
-     * host memory. */
+     * host memory. local may be this rank's own block of global (in place), nothing else of
+     * it. */
     gc_status (*all_gather)(void *ctx, const float *local, size_t rows_local, size_t d,
                             float *global);
     /* buf (n) = sum over ranks, in place; buf lives at `where` (a device store's gradients are
      * reduced in device memory). */
     gc_status (*all_reduce_sum)(void *ctx, float *buf, size_t n, gc_mem where);
     /* The rest may be NULL in a one-rank communicator; several ranks need them all. */
-    /* out (n) = sum over ranks of block `rank` of in (size * n): each rank gets its block. */
+    /* out (n) = sum over ranks of block `rank` of in (size * n): each rank gets its block.
+     * in and out must not overlap. */
     gc_status (*reduce_scatter_sum)(void *ctx, const float *in, float *out, size_t n);
     /* buf (n) = element-wise sum or max over ranks, in place. Every rank gets bit-identical
      * values (so that every rank takes the same decisions from them). */
