@@ -687,6 +687,11 @@ static int setup_and_train(run *r) {
              (unsigned long long)(info->total_steps - done), o->batch, (int)o->accum,
              o->accum > 1 ? "es" : "", info->micro_batch, info->query_chunk, info->passage_chunk,
              o->no_cache ? ", no cache" : "", gc_bert_num_params(r->model), omp_get_max_threads());
+    if (r->size > 1)
+        cli_note("%d ranks (mpirun): each encodes %d of the %d pairs of a micro-batch and scores "
+                 "its %d queries against all passages",
+                 r->size, info->micro_batch / r->size, info->micro_batch,
+                 info->micro_batch / r->size);
     if (!o->resume && r->dev && evaluate_dev(r, "before training")) return CLI_EXIT_RUNTIME;
     install_signals();
     return train_loop(r);

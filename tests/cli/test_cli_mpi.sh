@@ -20,6 +20,10 @@ STEP=("${COMMON[@]}" --steps 1 --optimizer sgd --lr 1000 --weight-decay 0 --max-
 ok "1 process" "$G" train "${STEP[@]}" --out "$TMP/g1"
 ok "2 ranks over TCP" env OMPI_MCA_btl=tcp,self timeout 300 mpirun -np 2 "$G" train "${STEP[@]}" --out "$TMP/g2"
 ok "3 ranks" mpi 3 train "${STEP[@]}" --out "$TMP/g3"
+# the work was split (N copies of one process would give the same numbers): rank 0 alone
+# reports, and it reports 3 ranks
+check "3 ranks: one report, of 3 ranks sharing the batch" test "$(grep -c '^gradcache: training ' "$TMP/err")" -eq 1 -a \
+    "$(grep -c '^gradcache: 3 ranks (mpirun): each encodes 2 of the 6 pairs' "$TMP/err")" -eq 1
 base="$TMP/tiny/model.safetensors"
 for n in 2 3; do
     ok "$n ranks: the same gradient as one process" "$ST_DIFF" "$base" "$TMP/g$n/model.safetensors" "$TMP/g1/model.safetensors" 1e-5
