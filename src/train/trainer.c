@@ -177,25 +177,59 @@ static gc_status check_fingerprint(const char *have, const char *want, const cha
 
 /* ---- create ---- */
 
-/* Several ranks: every rank must train on the same data. Each contributes its data checksum;
- * a rank whose checksum differs from rank 0's is named (every rank returns the same error).
- * Called before anything that depends on the data, so no rank fails alone before it. */
-static gc_status check_same_data(const gc_comm *comm, const gc_train_data *d) {
+/* A checksum of what must match on every rank besides the data: the options that decide the
+ * numbers and the encoders' sizes. */
+static uint32_t run_crc(const gc_trainer_config *c, const gc_encoder *const enc[2]) {
+    uint64_t v[12] = {(uint64_t)c->batch,
+                      (uint64_t)c->accumulation,
+                      (uint64_t)c->no_cache,
+                      (uint64_t)c->loss.symmetric,
+                      (uint64_t)c->loss.cosine,
+                      (uint64_t)c->learn_temperature,
+                      c->steps,
+                      c->epochs,
+                      c->seed,
+                      0,
+                      0,
+                      0};
+    memcpy(&v[9], &c->lr, sizeof c->lr);
+    memcpy(&v[10], &c->loss.temperature, sizeof c->loss.temperature);
+    for (int i = 0; i < 2; i++)
+        if (enc[i] && enc[i]->ops && enc[i]->ops->store) {
+            gc_param_store s = gc_encoder_store(enc[i]);
+            if (s.ops && s.ops->num_params) v[11] = v[11] * 1000003u + s.ops->num_params(s.ctx);
+        }
+    uint32_t crc = (uint32_t)crc32(0L, (const Bytef *)v, (uInt)sizeof v);
+    return c->fingerprint ? crc_text(crc, c->fingerprint) : crc;
+}
+
+/* Several ranks: every rank must train on the same data with the same options and model. Each
+ * contributes checksums of its data and of the rest; a rank whose checksums differ from rank
+ * 0's is named (every rank returns the same error). Called before anything that depends on
+ * them, so no rank fails alone before it. */
+static gc_status check_same_run(const gc_comm *comm, const gc_trainer_config *c,
+                                const gc_encoder *const enc[2], const gc_train_data *d) {
     const int size = gc_comm_size(comm), rank = gc_comm_rank(comm);
     if (size <= 1) return GC_OK;
     gc_status st = gc_comm_check(comm, "trainer");
     if (st != GC_OK) return st;
-    double *crc = calloc((size_t)size, sizeof(double));
+    double *crc = calloc(2 * (size_t)size, sizeof(double));
     if (!crc) return gc_set_error(GC_ERR_NOMEM, "trainer: out of memory");
     const int usable = d && d->query_text && d->positive_text && (d->K == 0 || d->negative_text);
     crc[rank] = usable ? (double)data_crc(d) : 0.0;
-    st = comm->ops->all_reduce_f64(comm->ctx, crc, (size_t)size, GC_COMM_SUM);
+    crc[size + rank] = (double)run_crc(c, enc);
+    st = comm->ops->all_reduce_f64(comm->ctx, crc, 2 * (size_t)size, GC_COMM_SUM);
     for (int r = 1; st == GC_OK && r < size; r++)
         if (crc[r] != crc[0])
             st = gc_set_error(GC_ERR_INVALID_ARG,
                               "the training data differs on rank %d (checksum %08lx, rank 0 has "
                               "%08lx): every rank must read the same data",
                               r, (unsigned long)crc[r], (unsigned long)crc[0]);
+        else if (crc[size + r] != crc[size])
+            st = gc_set_error(GC_ERR_INVALID_ARG,
+                              "the options or the model differ on rank %d: every rank must run "
+                              "the same command on the same model",
+                              r);
     free(crc);
     return st;
 }
@@ -236,7 +270,8 @@ gc_status gc_trainer_create(gc_trainer **out, const gc_trainer_config *cfg, gc_e
     if (!out) return gc_set_error(GC_ERR_INVALID_ARG, "trainer: NULL output");
     *out = NULL;
     if (!cfg) return gc_set_error(GC_ERR_INVALID_ARG, "trainer: NULL config");
-    gc_status st = check_same_data(comm, data);
+    const gc_encoder *const encs[2] = {encoder, passage_encoder};
+    gc_status st = check_same_run(comm, cfg, encs, data);
     if (st != GC_OK) return st;
     if ((st = check_config(cfg, data)) != GC_OK) return st;
     const int ranks = gc_comm_size(comm);

@@ -4,8 +4,8 @@
 # 2 and 3 ranks (bench/st_diff, 1e-5 norm-relative per tensor) and log(tau) too; the 2-rank run
 # goes over TCP (OMPI_MCA_btl=tcp,self) instead of shared memory. Three AdamW steps log the
 # same losses; a checkpoint written by 2 ranks resumes on 1 and on 3 with the losses of the
-# uninterrupted run. Refusals: a batch not divisible by the ranks (exit 2), data that differs
-# on one rank (before the first step).
+# uninterrupted run. Refusals: a batch not divisible by the ranks (exit 2), data or options
+# that differ on one rank (before the first step).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/mpi.sh"
 
@@ -76,6 +76,11 @@ rc=$?
 check "data differing on rank 2: refused (exit $rc)" test $rc -ne 0 -a $rc -lt 124
 check "data differing on rank 2: the message names the rank" grep -q "training data differs on rank 2" "$TMP/err"
 check "data differing on rank 2: no step was taken" test ! -s "$TMP/diff.log" -a ! -e "$TMP/diff/checkpoint.bin"
+timeout 300 mpirun -np 1 "$G" train "${ADAM[@]}" --out "$TMP/opt" : \
+    -np 1 "$G" train "${ADAM[@]}" --seed 9 --out "$TMP/opt" >"$TMP/out" 2>"$TMP/err"
+rc=$?
+check "another --seed on rank 1: refused (exit $rc)" test $rc -ne 0 -a $rc -lt 124
+check "another --seed on rank 1: the message names the rank" grep -q "options or the model differ on rank 1" "$TMP/err"
 [ $FAIL -eq 0 ] || sed 's/^/    /' "$TMP/err" | tail -20 >&2
 
 finish test_cli_mpi
