@@ -52,6 +52,8 @@ gc_status gc_comm_check(const gc_comm *c, const char *who);
  * message prefixed by "rank R: ", so one rank's failure stops all of them at the same point
  * instead of leaving the others waiting in the next collective. One rank: returns st. */
 gc_status gc_comm_agree(const gc_comm *c, gc_status st);
+/* Return once every rank has called it (a one-number all-reduce). */
+gc_status gc_comm_barrier(const gc_comm *c);
 /* The lowest rank whose flag is non-zero, or -1 when none is (every rank calls it). */
 gc_status gc_comm_any(const gc_comm *c, int flag, int *first_rank);
 

@@ -80,6 +80,7 @@ static void test_agree(const gc_comm *c) {
     CHECK(first == 1, "lowest flagged rank %d", first);
     CHECK_OK(gc_comm_any(c, 0, &first));
     CHECK(first == -1, "no rank flagged: %d", first);
+    CHECK_OK(gc_comm_barrier(c));
 }
 
 static void test_sharded_loss(const gc_comm *c) {

@@ -76,6 +76,12 @@ gc_status gc_comm_check(const gc_comm *c, const char *who) {
     return GC_OK;
 }
 
+gc_status gc_comm_barrier(const gc_comm *c) {
+    if (gc_comm_size(c) <= 1) return GC_OK;
+    double v = 0;
+    return c->ops->all_reduce_f64(c->ctx, &v, 1, GC_COMM_SUM);
+}
+
 gc_status gc_comm_any(const gc_comm *c, int flag, int *first_rank) {
     const int size = gc_comm_size(c), rank = gc_comm_rank(c);
     *first_rank = flag ? rank : -1;
