@@ -279,7 +279,7 @@ static int evaluate_dev(run *r, const char *when) {
     return 0;
 }
 
-static int save(run *r, const char *when) {
+static int save_rank0(run *r, const char *when) {
     if (r->rank != 0) return 0; /* rank 0 writes; every rank holds the same state */
     gc_status st = gc_trainer_check_finite(r->trainer);
     if (st == GC_ERR_NUMERIC)
@@ -292,6 +292,11 @@ static int save(run *r, const char *when) {
     if (st != GC_OK) return cli_fail(st, "saving");
     r->saved_once = 1;
     return evaluate_dev(r, when);
+}
+
+/* Rank 0 saves; every rank learns whether that worked (so a failed save stops all of them). */
+static int save(run *r, const char *when) {
+    return sync_ranks(r, save_rank0(r, when), NULL);
 }
 
 static void format_eta(double s, char *buf, size_t cap) {
