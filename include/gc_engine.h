@@ -5,6 +5,7 @@
 #include "gc_comm.h"
 #include "gc_encoder.h"
 #include "gc_loss.h"
+#include "gc_matryoshka.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -34,6 +35,7 @@ typedef struct gc_engine_config {
     gc_loss_config loss;
     int learn_temperature; /* compute d loss / d log tau for the caller's optimizer */
     uint64_t seed;
+    gc_matryoshka_config matryoshka; /* count 0: the plain loss; else gc_matryoshka_infonce */
 } gc_engine_config;
 
 typedef struct gc_step_stats {

@@ -134,6 +134,8 @@ typedef struct gc_trainer_config {
     uint64_t seed;           /* data order and dropout */
     const char *fingerprint; /* extra "key=value\n" lines a resumed run must match (options the
                                 trainer does not see: max lengths, dropout); may be NULL */
+    gc_matryoshka_config matryoshka; /* count 0: off; else the loss of every listed prefix size,
+                                        in the same cached step (in the fingerprint when on) */
 } gc_trainer_config;
 
 typedef struct gc_trainer gc_trainer;

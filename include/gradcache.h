@@ -4,6 +4,7 @@
  *   gc_encoder.h  the encoder contract and the parameter store
  *   gc_comm.h     the communicator seam
  *   gc_loss.h     the tiled InfoNCE loss
+ *   gc_matryoshka.h the loss of truncated, re-normalised prefixes (Matryoshka)
  *   gc_engine.h   the gradient-cache engine
  *   gc_optim.h    optimizers, schedules, clipping
  *   gc_train.h    the trainer (gc_trainer), data order, checkpoints
@@ -17,6 +18,7 @@
 #include "gc_encoder.h"
 #include "gc_engine.h"
 #include "gc_loss.h"
+#include "gc_matryoshka.h"
 #include "gc_optim.h"
 
 #endif /* GRADCACHE_H */

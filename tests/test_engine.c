@@ -2,7 +2,8 @@
  *
  *  - with dropout on, cached gradients equal no-cache gradients for every chunking (shared
  *    encoder, hard negatives, symmetric loss, two towers), per tensor;
- *  - the no-cache gradient matches finite differences of the step's loss;
+ *  - the no-cache gradient matches finite differences of the step's loss, plain and with the
+ *    Matryoshka loss (cache = no-cache holds for Matryoshka too, in the list above);
  *  - bitwise determinism for one seed, different gradients for another;
  *  - accumulation with loss_scale equals the average of single steps;
  *  - the communicator seam: call counts, skip_reduce, and a two-rank run on threads that
@@ -56,6 +57,7 @@ static gc_status make_toy(gc_encoder *enc, uint64_t init_seed, int dim) {
 typedef struct variant {
     const char *name;
     int K, symmetric, cosine, two_towers;
+    const char *matryoshka; /* NULL: the plain loss */
 } variant;
 
 static gc_engine_config engine_cfg(const variant *v, int qc, int pc, int no_cache, uint64_t seed) {
@@ -72,6 +74,7 @@ static gc_engine_config engine_cfg(const variant *v, int qc, int pc, int no_cach
     c.loss.cosine = v->cosine;
     c.learn_temperature = 1;
     c.seed = seed;
+    if (v->matryoshka) CHECK_OK(gc_matryoshka_parse(v->matryoshka, &c.matryoshka));
     return c;
 }
 
@@ -117,11 +120,13 @@ static double tensor_errors(const float *a, const float *ref, double worst[10]) 
 
 static void test_cache_equals_no_cache(void) {
     static const variant variants[] = {
-        {"shared, K=0", 0, 0, 0, 0},
-        {"shared, K=2", 2, 0, 0, 0},
-        {"shared, symmetric", 0, 1, 0, 0},
-        {"two towers, K=2", 2, 0, 0, 1},
-        {"two towers, K=2, symmetric, cosine", 2, 1, 1, 1},
+        {"shared, K=0", 0, 0, 0, 0, NULL},
+        {"shared, K=2", 2, 0, 0, 0, NULL},
+        {"shared, symmetric", 0, 1, 0, 0, NULL},
+        {"two towers, K=2", 2, 0, 0, 1, NULL},
+        {"two towers, K=2, symmetric, cosine", 2, 1, 1, 1, NULL},
+        {"shared, K=2, matryoshka 8,4:0.5,2", 2, 0, 0, 0, "8,4:0.5,2"},
+        {"two towers, sym, cos, matryoshka 6,3:2", 2, 1, 1, 1, "6,3:2"},
     };
     static const int chunks[][2] = {{1, 1}, {3, 3},     {8, 8}, {BATCH, BATCH},
                                     {1, 8}, {3, BATCH}, {8, 3}, {BATCH, 1}};
@@ -163,11 +168,11 @@ static void test_cache_equals_no_cache(void) {
 
 /* The no-cache gradient against finite differences of the loss a step reports, on the
  * largest-gradient entries of each tensor (dropout on: masks are fixed by the address). */
-static void test_finite_differences(void) {
+static void test_finite_differences(const variant *v) {
     gc_encoder enc;
     CHECK_OK(make_toy(&enc, 11, DIM));
-    variant v = {"", 2, 1, 0, 0};
-    gc_engine_config cfg = engine_cfg(&v, BATCH, BATCH, 1, 5);
+    printf("  %s:\n", v->name);
+    gc_engine_config cfg = engine_cfg(v, BATCH, BATCH, 1, 5);
     gc_engine *e = NULL;
     CHECK_OK(gc_engine_create(&e, &cfg, &enc, &enc, NULL));
     if (!e) return;
@@ -218,7 +223,7 @@ static void test_finite_differences(void) {
 static void test_determinism(void) {
     int threads = omp_get_max_threads();
     omp_set_num_threads(1);
-    variant v = {"", 2, 1, 0, 1};
+    variant v = {"", 2, 1, 0, 1, NULL};
     float *a = malloc(sizeof(float) * 2 * NPARAMS), *b = malloc(sizeof(float) * 2 * NPARAMS);
     gc_step_stats sa, sb;
     CHECK_OK(run_step(&v, 3, 8, 0, 5, a, &sa));
@@ -237,7 +242,7 @@ static void test_determinism(void) {
 static void test_accumulation(void) {
     gc_encoder enc;
     CHECK_OK(make_toy(&enc, 11, DIM));
-    variant v = {"", 2, 0, 0, 0};
+    variant v = {"", 2, 0, 0, 0, NULL};
     gc_engine_config cfg = engine_cfg(&v, 3, 8, 0, 5);
     gc_engine *e = NULL;
     CHECK_OK(gc_engine_create(&e, &cfg, &enc, &enc, NULL));
@@ -304,7 +309,7 @@ static gc_status cc_reduce(void *ctx, float *buf, size_t n, gc_mem where) {
 static const gc_comm_ops g_cc_ops = {cc_rank, cc_size, cc_gather, cc_reduce, NULL, NULL, NULL};
 
 static void test_comm_seam(void) {
-    variant v = {"", 2, 0, 0, 1};
+    variant v = {"", 2, 0, 0, 1, NULL};
     float *ref = malloc(sizeof(float) * 2 * NPARAMS);
     CHECK_OK(run_step(&v, 3, 8, 0, 5, ref, NULL));
     gc_encoder eq, ep;
@@ -465,9 +470,9 @@ static void *rank_main(void *arg) {
 }
 
 static void test_two_ranks(void) {
-    static const variant variants[] = {{"two ranks, shared, K=2", 2, 0, 0, 0},
-                                       {"two ranks, two towers, K=2, symmetric", 2, 1, 0, 1},
-                                       {"two ranks, shared, K=0", 0, 0, 0, 0}};
+    static const variant variants[] = {{"two ranks, shared, K=2", 2, 0, 0, 0, NULL},
+                                       {"two ranks, two towers, K=2, symmetric", 2, 1, 0, 1, NULL},
+                                       {"two ranks, shared, K=0", 0, 0, 0, 0, NULL}};
     thread_world *w = malloc(sizeof *w);
     rank_job *jobs = malloc(sizeof(rank_job) * NRANKS);
     float *ref = malloc(sizeof(float) * 2 * NPARAMS);
@@ -516,7 +521,7 @@ static void test_bad_calls(void) {
     gc_encoder eq, e6, broken = {NULL, NULL};
     CHECK_OK(make_toy(&eq, 11, DIM));
     CHECK_OK(make_toy(&e6, 13, 6));
-    variant v = {"", 0, 0, 0, 0};
+    variant v = {"", 0, 0, 0, 0, NULL};
     gc_engine_config good = engine_cfg(&v, 3, 8, 0, 5), c;
     gc_engine *e = NULL;
 
@@ -602,7 +607,10 @@ int main(void) {
         make_side(&g_p[b], MAXP, 100 + b, 1);
     }
     test_cache_equals_no_cache();
-    test_finite_differences();
+    const variant plain = {"symmetric, K=2", 2, 1, 0, 0, NULL};
+    const variant mat = {"symmetric, K=2, matryoshka 5", 2, 1, 0, 0, "5"};
+    test_finite_differences(&plain);
+    test_finite_differences(&mat);
     test_determinism();
     test_accumulation();
     test_comm_seam();

@@ -141,6 +141,7 @@ gc_status gc_engine_create(gc_engine **out, const gc_engine_config *cfg, gc_enco
                             "engine create: max_batch %d with %d negatives is too many "
                             "passages",
                             cfg->max_batch, cfg->max_negatives);
+    if ((st = gc_matryoshka_check(&cfg->matryoshka, dq)) != GC_OK) return st;
     gc_comm c = comm ? *comm : gc_comm_single();
     if (!c.ops || !c.ops->rank || !c.ops->size || !c.ops->all_gather || !c.ops->all_reduce_sum)
         return gc_set_error(GC_ERR_INVALID_ARG,
@@ -171,8 +172,8 @@ gc_status gc_engine_create(gc_engine **out, const gc_engine_config *cfg, gc_enco
     size_t local = size > 1 ? bl * d + bl * (1 + (size_t)cfg->max_negatives) * d : 0;
     size_t total = 2 * (B * d + P * d) + local + (size_t)e->scratch_rows * d;
     e->mem = malloc(total * sizeof(float));
-    e->ws_size = gc_infonce_shard_workspace_size(cfg->max_batch, (int)maxp, dq, (int)bl, size > 1,
-                                                 &cfg->loss);
+    e->ws_size = gc_matryoshka_workspace_size(cfg->max_batch, (int)maxp, dq, (int)bl, size > 1,
+                                              &cfg->loss, &cfg->matryoshka);
     e->ws = malloc(e->ws_size > 64 ? e->ws_size : 64); /* never NULL: NULL asks gc_infonce to
                                                           allocate */
     if (!e->mem || !e->ws) {
@@ -370,7 +371,8 @@ gc_status gc_engine_step_opts(gc_engine *e, const void *queries, const void *pas
         return gc_set_error(GC_ERR_INVALID_ARG, "engine step: loss_scale %g is not finite",
                             (double)loss_scale);
     int P = B * (1 + K), d = e->dim, b = B / e->size;
-    if (gc_infonce_shard_workspace_size(B, P, d, b, e->size > 1, &e->cfg.loss) > e->ws_size)
+    if (gc_matryoshka_workspace_size(B, P, d, b, e->size > 1, &e->cfg.loss, &e->cfg.matryoshka) >
+        e->ws_size)
         return gc_set_error(GC_ERR_INTERNAL,
                             "engine step: loss workspace for B=%d P=%d exceeds the one sized "
                             "at create",
@@ -401,8 +403,8 @@ gc_status gc_engine_step_opts(gc_engine *e, const void *queries, const void *pas
 
     gc_loss_out lo = {0, 0, 0};
     gc_loss_shard shard = {e->rank * b, b, &e->comm};
-    st = gc_infonce_shard(e->qreps, e->preps, B, P, d, &e->cfg.loss, &shard, &lo, e->dq, e->dp,
-                          e->ws);
+    st = gc_matryoshka_infonce(e->qreps, e->preps, B, P, d, &e->cfg.loss, &e->cfg.matryoshka,
+                               &shard, &lo, e->dq, e->dp, e->ws); /* gc_infonce_shard when off */
     if (st != GC_OK) return wrap_error(st, "loss over B=%d, P=%d", B, P);
     if (loss_scale != 1.0f) {
         scale(e->dq + (size_t)shard.row0 * d, (size_t)b * d, loss_scale);

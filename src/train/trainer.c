@@ -148,6 +148,12 @@ static gc_status make_fingerprint(gc_trainer *t, const char *caller) {
         c->schedule == GC_SCHED_CONSTANT ? "constant" : "linear", c->max_grad_norm,
         (double)c->loss.temperature, c->learn_temperature, c->loss.symmetric, c->loss.cosine,
         (unsigned long long)c->seed);
+    if (c->matryoshka.count > 0 && len > 0 && (size_t)len < sizeof buf) { /* only when on, so
+                                                                           older runs resume */
+        len += snprintf(buf + len, sizeof buf - (size_t)len, "matryoshka=");
+        len += gc_matryoshka_format(&c->matryoshka, buf + len, sizeof buf - (size_t)len);
+        len += snprintf(buf + len, sizeof buf - (size_t)len, "\n");
+    }
     size_t extra = caller ? strlen(caller) : 0;
     t->fingerprint = malloc((size_t)len + extra + 2);
     if (!t->fingerprint) return gc_set_error(GC_ERR_NOMEM, "trainer: out of memory");
@@ -350,6 +356,7 @@ gc_status gc_trainer_create(gc_trainer **out, const gc_trainer_config *cfg, gc_e
         .loss = cfg->loss,
         .learn_temperature = cfg->learn_temperature,
         .seed = cfg->seed,
+        .matryoshka = cfg->matryoshka,
     };
     st = gc_engine_create(&t->engine, &ec, &t->genc[0], t->nenc == 2 ? &t->genc[1] : &t->genc[0],
                           comm);
