@@ -608,7 +608,7 @@ int main(void) {
     }
     test_cache_equals_no_cache();
     const variant plain = {"symmetric, K=2", 2, 1, 0, 0, NULL};
-    const variant mat = {"symmetric, K=2, matryoshka 5", 2, 1, 0, 0, "5"};
+    const variant mat = {"symmetric, K=2, matryoshka 8,6:0.5,4", 2, 1, 0, 0, "8,6:0.5,4"};
     test_finite_differences(&plain);
     test_finite_differences(&mat);
     test_determinism();
