@@ -59,6 +59,14 @@ void gc_normalize_rows(float *x, size_t rows, int dim);
 gc_status gc_eval_pairs(gc_encoder *enc, const gc_token_batch *queries,
                         const gc_token_batch *positives, int batch, const int *ks, int nk,
                         gc_retrieval_metrics *out);
+/* Matryoshka truncation: rows (rows, dim) become (rows, keep) in place (packed, the first keep
+ * components of each row), then L2-normalized. keep in [1, dim]. */
+void gc_truncate_rows(float *x, size_t rows, int dim, int keep);
+/* gc_eval_pairs on embeddings truncated to their first `keep` components and re-normalized
+ * (keep 0: the full width; otherwise in [1, the encoder's dim]). */
+gc_status gc_eval_pairs_dim(gc_encoder *enc, const gc_token_batch *queries,
+                            const gc_token_batch *positives, int batch, int keep, const int *ks,
+                            int nk, gc_retrieval_metrics *out);
 
 #ifdef __cplusplus
 }

@@ -83,6 +83,7 @@ typedef struct cli_eval_opts {
     const int *ks;
     int nk;
     const char *query_prompt, *passage_prompt; /* put before every query / passage (or NULL) */
+    int dim; /* truncate the embeddings to this many components, re-normalized (0: all) */
 } cli_eval_opts;
 
 /* Tokenize the dataset's queries and positives and evaluate them (gc_eval_pairs). Prints the

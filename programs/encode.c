@@ -29,6 +29,8 @@ static const char ENCODE_HELP[] =
     "  --prompt-name NAME  put the model folder's prompt NAME (query, passage, ... from its\n"
     "                    config_sentence_transformers.json) before every text, as\n"
     "                    sentence-transformers' encode(x, prompt_name=NAME) does\n"
+    "  --dim N           keep the first N components of each embedding and re-normalize them\n"
+    "                    (for models trained with --matryoshka; default: all)\n"
     "  --threads N       OpenMP threads (default: all cores)\n"
     "  --help            this text\n";
 
@@ -57,6 +59,8 @@ static const char EVAL_HELP[] =
     "  --batch-size N         sequences per forward pass (default 64)\n"
     "  --max-query-len N      query tokens (default: the model's max_seq_length)\n"
     "  --max-passage-len N    passage tokens (default: the model's max_seq_length)\n"
+    "  --dim N                score the first N components of the embeddings, re-normalized\n"
+    "                         (for models trained with --matryoshka; default: all)\n"
     "  --threads N            OpenMP threads (default: all cores)\n"
     "  --help                 this text\n";
 
@@ -138,7 +142,7 @@ int cli_eval_dataset(gc_bert *model, const gc_tokenizer *tok, const gc_dataset *
     }
     gc_encoder enc = gc_bert_encoder(model);
     gc_token_batch qb = gc_token_list_batch(&tq), pb = gc_token_list_batch(&tp);
-    st = gc_eval_pairs(&enc, &qb, &pb, o->batch, o->ks, o->nk, out);
+    st = gc_eval_pairs_dim(&enc, &qb, &pb, o->batch, o->dim, o->ks, o->nk, out);
     if (st != GC_OK) {
         cli_fail(st, "evaluating");
         goto done;
@@ -207,7 +211,7 @@ done:
 
 int cmd_encode(int argc, char **argv) {
     const char *model_dir = NULL, *input = NULL, *field = NULL, *out = NULL, *prompt_name = NULL;
-    long batch = 64, max_len = 0, threads = 0;
+    long batch = 64, max_len = 0, threads = 0, keep = 0;
     cli_opt opts[] = {
         {"--model", OPT_STR, &model_dir, 0, 0, 0},
         {"--input", OPT_STR, &input, 0, 0, 0},
@@ -216,6 +220,7 @@ int cmd_encode(int argc, char **argv) {
         {"--batch-size", OPT_INT, &batch, 1, 1 << 20, 0},
         {"--max-len", OPT_INT, &max_len, 2, 1 << 20, 0},
         {"--prompt-name", OPT_STR, &prompt_name, 0, 0, 0},
+        {"--dim", OPT_INT, &keep, 1, 1 << 20, 0},
         {"--threads", OPT_INT, &threads, 1, 4096, 0},
         {NULL, OPT_FLAG, NULL, 0, 0, 0},
     };
@@ -273,6 +278,10 @@ int cmd_encode(int argc, char **argv) {
     }
     gc_encoder enc = gc_bert_encoder(model);
     const int dim = enc.ops->dim(enc.ctx);
+    if (keep > dim) {
+        rc = cli_usage("encode ", "--dim %ld exceeds the model's %d dimensions", keep, dim);
+        goto done;
+    }
     emb = malloc(ntexts * (size_t)dim * sizeof(float));
     if (!emb) {
         cli_error("out of memory for %zu embeddings", ntexts);
@@ -284,12 +293,14 @@ int cmd_encode(int argc, char **argv) {
         cli_fail(st, "encoding");
         goto done;
     }
-    st = gc_npy_write_f32(out, emb, ntexts, (size_t)dim);
+    if (keep > 0) gc_truncate_rows(emb, ntexts, dim, (int)keep);
+    const int width = keep > 0 ? (int)keep : dim;
+    st = gc_npy_write_f32(out, emb, ntexts, (size_t)width);
     if (st != GC_OK) {
         cli_fail(st, "writing the embeddings");
         goto done;
     }
-    cli_note("wrote %zu x %d embeddings to %s", ntexts, dim, out);
+    cli_note("wrote %zu x %d embeddings to %s", ntexts, width, out);
     rc = CLI_EXIT_OK;
 done:
     free(emb);
@@ -304,7 +315,7 @@ int cmd_eval(int argc, char **argv) {
     const char *model_dir = NULL, *data = NULL, *kstr = "1,10,100", *beir = NULL, *split = "test";
     const char *qprompt = NULL, *pprompt = NULL;
     gc_data_fields fields = {NULL, NULL, NULL};
-    long batch = 64, max_q = 0, max_p = 0, threads = 0;
+    long batch = 64, max_q = 0, max_p = 0, threads = 0, dim = 0;
     cli_opt opts[] = {
         {"--model", OPT_STR, &model_dir, 0, 0, 0},
         {"--data", OPT_STR, &data, 0, 0, 0},
@@ -319,6 +330,7 @@ int cmd_eval(int argc, char **argv) {
         {"--batch-size", OPT_INT, &batch, 1, 1 << 20, 0},
         {"--max-query-len", OPT_INT, &max_q, 2, 1 << 20, 0},
         {"--max-passage-len", OPT_INT, &max_p, 2, 1 << 20, 0},
+        {"--dim", OPT_INT, &dim, 1, 1 << 20, 0},
         {"--threads", OPT_INT, &threads, 1, 4096, 0},
         {NULL, OPT_FLAG, NULL, 0, 0, 0},
     };
@@ -335,6 +347,8 @@ int cmd_eval(int argc, char **argv) {
         return cli_usage("eval ", "--split goes with --beir");
     if (beir && cli_find(opts, "--k")->seen)
         return cli_usage("eval ", "--k goes with --data (--beir reports its fixed cut-offs)");
+    if (beir && cli_find(opts, "--dim")->seen)
+        return cli_usage("eval ", "--dim goes with --data (the BEIR evaluation scores full width)");
     if (beir && (fields.query || fields.positive || fields.negatives))
         return cli_usage("eval ",
                          "--query-field/--positive-field/--negatives-field go with --data");
@@ -359,6 +373,11 @@ int cmd_eval(int argc, char **argv) {
                        npos);
         goto done;
     }
+    if (dim > gc_bert_get_config(model)->hidden) {
+        rc = cli_usage("eval ", "--dim %ld exceeds the model's %d dimensions", dim,
+                       gc_bert_get_config(model)->hidden);
+        goto done;
+    }
     cli_eval_opts eo = {(int)max_q,
                         (int)max_p,
                         (int)batch,
@@ -366,7 +385,8 @@ int cmd_eval(int argc, char **argv) {
                         ks,
                         nk,
                         cli_prompt(model, qprompt, "query"),
-                        cli_prompt(model, pprompt, "passage")};
+                        cli_prompt(model, pprompt, "passage"),
+                        (int)dim};
     char json[1024];
     if (bset) {
         gc_beir_metrics bm;

@@ -76,6 +76,10 @@ static const char TRAIN_HELP[] =
     "  --temperature F          softmax temperature tau (default 0.05, i.e. scale 20)\n"
     "  --learn-temperature      optimize log(tau) with the same optimizer\n"
     "  --symmetric              add the passage-to-query loss and average the two\n"
+    "  --matryoshka LIST        also train truncated embeddings: add the loss of each listed\n"
+    "                           prefix size, re-normalized, in the same cached step, e.g.\n"
+    "                           384,256,128,64 or with weights 384:1,128:0.5 (default weight 1;\n"
+    "                           the loss is the weighted sum). Use with eval/encode --dim N\n"
     "  --dropout F              dropout probability (default: the model's config)\n"
     "  --seed N                 data order and dropout seed (default 42)\n"
     "\n"
@@ -132,6 +136,8 @@ typedef struct train_opts {
     double lr, wd, max_grad_norm, temperature, dropout;
     int no_cache, learn_temp, symmetric, resume;
     int dropout_set, negatives_set;
+    const char *matryoshka;   /* --matryoshka as given */
+    gc_matryoshka_config mat; /* parsed (count 0: off) */
 } train_opts;
 
 typedef struct run {
@@ -445,6 +451,7 @@ static int parse_train(int argc, char **argv, train_opts *o) {
         {"--save-every", OPT_INT, &o->save_every, 1, 1e15, 0},
         {"--stop-after", OPT_INT, &o->stop_after, 1, 1e15, 0},
         {"--resume", OPT_FLAG, &o->resume, 0, 0, 0},
+        {"--matryoshka", OPT_STR, &o->matryoshka, 0, 0, 0},
         {NULL, OPT_FLAG, NULL, 0, 0, 0},
     };
     int rc = cli_parse("train", argc, argv, 2, opts);
@@ -470,6 +477,8 @@ static int parse_train(int argc, char **argv, train_opts *o) {
     if (!o->steps && !o->epochs) o->epochs = 1;
     o->dropout_set = cli_find(opts, "--dropout")->seen;
     o->negatives_set = cli_find(opts, "--negatives")->seen;
+    if (o->matryoshka && gc_matryoshka_parse(o->matryoshka, &o->mat) != GC_OK)
+        return cli_usage("train ", "--matryoshka: %s", gc_last_error());
     return 0;
 }
 
@@ -624,6 +633,7 @@ static int setup_and_train(run *r) {
         .epochs = (uint64_t)o->epochs,
         .seed = (uint64_t)o->seed,
         .fingerprint = r->fingerprint,
+        .matryoshka = o->mat,
     };
     gc_train_data td = {
         .n = r->data->n,

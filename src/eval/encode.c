@@ -90,9 +90,22 @@ void gc_normalize_rows(float *x, size_t rows, int dim) {
     }
 }
 
+void gc_truncate_rows(float *x, size_t rows, int dim, int keep) {
+    if (keep < 1 || keep > dim) return;
+    for (size_t r = 0; r < rows; r++) /* forward: row r's new start never passes its old one */
+        memmove(x + r * (size_t)keep, x + r * (size_t)dim, (size_t)keep * sizeof(float));
+    gc_normalize_rows(x, rows, keep);
+}
+
 gc_status gc_eval_pairs(gc_encoder *enc, const gc_token_batch *queries,
                         const gc_token_batch *positives, int batch, const int *ks, int nk,
                         gc_retrieval_metrics *out) {
+    return gc_eval_pairs_dim(enc, queries, positives, batch, 0, ks, nk, out);
+}
+
+gc_status gc_eval_pairs_dim(gc_encoder *enc, const gc_token_batch *queries,
+                            const gc_token_batch *positives, int batch, int keep, const int *ks,
+                            int nk, gc_retrieval_metrics *out) {
     if (!enc || !enc->ops || !queries || !positives || !out)
         return gc_set_error(GC_ERR_INVALID_ARG, "gc_eval_pairs: NULL argument");
     if (queries->n != positives->n || queries->n < 0)
@@ -100,6 +113,10 @@ gc_status gc_eval_pairs(gc_encoder *enc, const gc_token_batch *queries,
                             queries->n, positives->n);
     const size_t n = (size_t)queries->n;
     const int dim = enc->ops->dim(enc->ctx);
+    if (keep < 0 || keep > dim)
+        return gc_set_error(GC_ERR_INVALID_ARG,
+                            "cannot truncate %d-dimensional embeddings to %d dimensions", dim,
+                            keep);
     float *qe = malloc((n ? n : 1) * (size_t)dim * sizeof(float));
     float *pe = malloc((n ? n : 1) * (size_t)dim * sizeof(float));
     gc_status st;
@@ -110,9 +127,15 @@ gc_status gc_eval_pairs(gc_encoder *enc, const gc_token_batch *queries,
     st = gc_encode_sequences(enc, queries, batch, qe);
     if (st == GC_OK) st = gc_encode_sequences(enc, positives, batch, pe);
     if (st != GC_OK) goto done;
-    gc_normalize_rows(qe, n, dim);
-    gc_normalize_rows(pe, n, dim);
-    st = gc_eval_retrieval(qe, pe, (int)n, (int)n, dim, ks, nk, NULL, out, NULL);
+    if (keep > 0 && keep < dim) {
+        gc_truncate_rows(qe, n, dim, keep);
+        gc_truncate_rows(pe, n, dim, keep);
+    } else {
+        gc_normalize_rows(qe, n, dim);
+        gc_normalize_rows(pe, n, dim);
+    }
+    const int d = keep > 0 ? keep : dim;
+    st = gc_eval_retrieval(qe, pe, (int)n, (int)n, d, ks, nk, NULL, out, NULL);
 done:
     free(qe);
     free(pe);
