@@ -110,5 +110,13 @@ int cmd_train(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_init(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+
+/* ---- training reports (report.c) ---- */
+
+/* The default report beside a log: LOG less .jsonl/.json/.log, plus .html. 0 or an error. */
+int cli_report_path(const char *log, char *buf, size_t cap);
+/* gc_report_write with a note; a log that is not a regular file (a FIFO) is skipped. */
+int cli_write_report(const char *log, const char *html);
 
 #endif

@@ -30,7 +30,7 @@ static const char ENCODE_HELP[] =
     "                    config_sentence_transformers.json) before every text, as\n"
     "                    sentence-transformers' encode(x, prompt_name=NAME) does\n"
     "  --dim N           keep the first N components of each embedding and re-normalize them\n"
-    "                    (for models trained with --matryoshka; default: all)\n"
+    "                    (for models trained with Matryoshka sizes; default: all)\n"
     "  --threads N       OpenMP threads (default: all cores)\n"
     "  --help            this text\n";
 
@@ -60,7 +60,7 @@ static const char EVAL_HELP[] =
     "  --max-query-len N      query tokens (default: the model's max_seq_length)\n"
     "  --max-passage-len N    passage tokens (default: the model's max_seq_length)\n"
     "  --dim N                score the first N components of the embeddings, re-normalized\n"
-    "                         (for models trained with --matryoshka; default: all)\n"
+    "                         (for models trained with Matryoshka sizes; default: all)\n"
     "  --threads N            OpenMP threads (default: all cores)\n"
     "  --help                 this text\n";
 

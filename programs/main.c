@@ -14,6 +14,7 @@ static const char OVERVIEW[] =
     "  encode  write the embeddings of one field of a JSONL file as a float32 .npy\n"
     "  eval    retrieval metrics (recall@K, MRR@10, nDCG@10) on query/positive pairs\n"
     "  init    create a randomly initialised model folder from a config.json and a vocab\n"
+    "  report  draw a training log as one HTML page of charts (train writes one at the end)\n"
     "\n"
     "Options:\n"
     "  --help     this text (gradcache <command> --help for a command's options)\n"
@@ -42,5 +43,6 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "encode") == 0) return cmd_encode(argc, argv);
     if (strcmp(cmd, "eval") == 0) return cmd_eval(argc, argv);
     if (strcmp(cmd, "init") == 0) return cmd_init(argc, argv);
+    if (strcmp(cmd, "report") == 0) return cmd_report(argc, argv);
     return cli_usage(NULL, "unknown command '%s'", cmd);
 }

@@ -14,6 +14,8 @@
 #include "gc_tokenizer.h"
 #include "gc_train.h"
 
+#include <jansson.h>
+
 #include <limits.h>
 #include <math.h>
 #include <omp.h>
@@ -47,7 +49,11 @@ static const char TRAIN_HELP[] =
     "  --passage-prompt TEXT    the same for passages (default: the model's \"passage\" or\n"
     "                           \"document\" prompt)\n"
     "  --out DIR                output model folder (with checkpoint.bin)\n"
-    "  --log FILE               one JSON line per step (appended to on --resume)\n"
+    "  --log FILE               one JSON line per step (appended to on --resume), after a\n"
+    "                           line with the run's options\n"
+    "  --report FILE            the training report written at the end (needs --log; default:\n"
+    "                           the log's name with .html for .jsonl/.json/.log, beside it)\n"
+    "  --no-report              do not write the report (gradcache report LOG makes one later)\n"
     "\n"
     "Batching:\n"
     "  --batch-size N           pairs per optimizer step (default 128)\n"
@@ -79,7 +85,8 @@ static const char TRAIN_HELP[] =
     "  --matryoshka LIST        also train truncated embeddings: add the loss of each listed\n"
     "                           prefix size, re-normalized, in the same cached step, e.g.\n"
     "                           384,256,128,64 or with weights 384:1,128:0.5 (default weight 1;\n"
-    "                           the loss is the weighted sum). Use with eval/encode --dim N\n"
+    "                           the loss is the weighted sum); eval and encode truncate with\n"
+    "                           their dim option\n"
     "  --dropout F              dropout probability (default: the model's config)\n"
     "  --seed N                 data order and dropout seed (default 42)\n"
     "\n"
@@ -138,6 +145,8 @@ typedef struct train_opts {
     int dropout_set, negatives_set;
     const char *matryoshka;   /* --matryoshka as given */
     gc_matryoshka_config mat; /* parsed (count 0: off) */
+    const char *report;       /* --report FILE (default: beside the log) */
+    int no_report;
 } train_opts;
 
 typedef struct run {
@@ -161,6 +170,8 @@ typedef struct run {
     gc_comm comm; /* MPI under mpirun, else the single process */
     int rank, size;
     int agreed_failure; /* every rank already knows the run failed (no final agreement) */
+    int argc;           /* the command line, for the log's options record */
+    char **argv;
 } run;
 
 /* --- several ranks --- */
@@ -396,6 +407,68 @@ static int train_loop(run *r) {
     return CLI_EXIT_OK;
 }
 
+/* --- the log's options record: what the report shows (key names differ from the step
+ * records' fields, so a grep for "lr" or "dev" finds only those) --- */
+
+static void log_options(run *r, uint64_t total_steps) {
+    const train_opts *o = r->o;
+    const gc_bert_config *cfg = gc_bert_get_config(r->model);
+    json_t *j = json_object();
+    json_object_set_new(j, "model", json_string(o->model));
+    json_object_set_new(j, "train_data", json_string(o->train));
+    if (o->dev) json_object_set_new(j, "dev_data", json_string(o->dev));
+    json_object_set_new(j, "out", json_string(o->out));
+    json_object_set_new(j, "batch_size", json_integer(o->batch));
+    json_object_set_new(j, "query_chunk_size", json_integer(o->qchunk));
+    json_object_set_new(j, "passage_chunk_size", json_integer(o->pchunk));
+    json_object_set_new(j, "no_cache", json_boolean(o->no_cache));
+    json_object_set_new(j, "accumulation_steps", json_integer(o->accum));
+    json_object_set_new(j, "hard_negatives", json_integer(r->K));
+    json_object_set_new(j, "max_query_len", json_integer(o->max_q));
+    json_object_set_new(j, "max_passage_len", json_integer(o->max_p));
+    json_object_set_new(j, "total_steps", json_integer((json_int_t)total_steps));
+    json_object_set_new(j, "optimizer", json_string(o->optimizer));
+    json_object_set_new(j, "peak_lr", json_real(o->lr));
+    json_object_set_new(j, "weight_decay", json_real(o->wd));
+    json_object_set_new(j, "warmup_steps", json_integer(o->warmup));
+    json_object_set_new(j, "schedule", json_string(o->schedule));
+    json_object_set_new(j, "max_grad_norm", json_real(o->max_grad_norm));
+    json_object_set_new(j, "initial_temperature", json_real(o->temperature));
+    json_object_set_new(j, "learn_temperature", json_boolean(o->learn_temp));
+    json_object_set_new(j, "symmetric", json_boolean(o->symmetric));
+    json_object_set_new(j, "hidden_dropout", json_real(cfg->hidden_dropout));
+    json_object_set_new(j, "attention_dropout", json_real(cfg->attn_dropout));
+    if (o->mat.count) {
+        char m[512];
+        gc_matryoshka_format(&o->mat, m, sizeof m);
+        json_object_set_new(j, "matryoshka", json_string(m));
+    }
+    json_object_set_new(j, "seed", json_integer(o->seed));
+    json_object_set_new(j, "threads", json_integer(omp_get_max_threads()));
+    json_object_set_new(j, "resume", json_boolean(o->resume));
+    json_object_set_new(j, "version", json_string(gc_version()));
+    size_t len = 0;
+    for (int i = 0; i < r->argc; i++) len += strlen(r->argv[i]) + 1;
+    char *cmd = malloc(len + 1);
+    if (cmd) {
+        cmd[0] = 0;
+        for (int i = 0; i < r->argc; i++) {
+            if (i) strcat(cmd, " ");
+            strcat(cmd, r->argv[i]);
+        }
+        json_object_set_new(j, "command", json_string(cmd));
+        free(cmd);
+    }
+    json_t *rec = json_pack("{s:o}", "options", j);
+    char *line = rec ? json_dumps(rec, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) : NULL;
+    if (line) {
+        fprintf(r->logf, "%s\n", line);
+        fflush(r->logf);
+    }
+    free(line);
+    json_decref(rec);
+}
+
 /* --- setup --- */
 
 static int parse_train(int argc, char **argv, train_opts *o) {
@@ -452,6 +525,8 @@ static int parse_train(int argc, char **argv, train_opts *o) {
         {"--stop-after", OPT_INT, &o->stop_after, 1, 1e15, 0},
         {"--resume", OPT_FLAG, &o->resume, 0, 0, 0},
         {"--matryoshka", OPT_STR, &o->matryoshka, 0, 0, 0},
+        {"--report", OPT_STR, &o->report, 0, 0, 0},
+        {"--no-report", OPT_FLAG, &o->no_report, 0, 0, 0},
         {NULL, OPT_FLAG, NULL, 0, 0, 0},
     };
     int rc = cli_parse("train", argc, argv, 2, opts);
@@ -477,6 +552,7 @@ static int parse_train(int argc, char **argv, train_opts *o) {
     if (!o->steps && !o->epochs) o->epochs = 1;
     o->dropout_set = cli_find(opts, "--dropout")->seen;
     o->negatives_set = cli_find(opts, "--negatives")->seen;
+    if (o->report && !o->log) return cli_usage("train ", "--report needs --log (its data)");
     if (o->matryoshka && gc_matryoshka_parse(o->matryoshka, &o->mat) != GC_OK)
         return cli_usage("train ", "--matryoshka: %s", gc_last_error());
     return 0;
@@ -687,6 +763,7 @@ static int setup_and_train(run *r) {
         if (o->log) {
             r->logf = fopen(o->log, o->resume ? "a" : "w");
             if (!r->logf) return cli_error("--log %s: cannot open for writing", o->log);
+            log_options(r, info->total_steps);
         }
     }
     if ((rc = sync_ranks(r, CLI_EXIT_OK, NULL)) != CLI_EXIT_OK) return rc;
@@ -723,6 +800,8 @@ int cmd_train(int argc, char **argv) {
     r.o = &o;
     r.comm = gc_comm_single();
     r.size = 1;
+    r.argc = argc;
+    r.argv = argv;
     const int mpi = gc_comm_mpi_launched();
     if (mpi) {
         gc_status st = gc_comm_mpi_create(&r.comm);
@@ -741,6 +820,15 @@ int cmd_train(int argc, char **argv) {
         rc = setup_and_train(&r);
     }
     if (!r.agreed_failure) rc = sync_ranks(&r, rc, NULL);
+    if (r.logf && !o.no_report &&
+        (rc == CLI_EXIT_OK || rc == CLI_EXIT_SIGINT || rc == CLI_EXIT_SIGTERM)) {
+        fclose(r.logf); /* complete on disk before it is read back */
+        r.logf = NULL;
+        char path[4096];
+        const char *html = o.report;
+        if (!html && cli_report_path(o.log, path, sizeof path) == 0) html = path;
+        if (html && cli_write_report(o.log, html) && rc == CLI_EXIT_OK) rc = CLI_EXIT_RUNTIME;
+    }
     /* a folder this run created and never saved into is removed again */
     if (rc != CLI_EXIT_OK && r.created_out && !r.saved_once) rmdir(o.out);
     run_free(&r);
