@@ -763,7 +763,6 @@ static int setup_and_train(run *r) {
         if (o->log) {
             r->logf = fopen(o->log, o->resume ? "a" : "w");
             if (!r->logf) return cli_error("--log %s: cannot open for writing", o->log);
-            log_options(r, info->total_steps);
         }
     }
     if ((rc = sync_ranks(r, CLI_EXIT_OK, NULL)) != CLI_EXIT_OK) return rc;
@@ -784,8 +783,9 @@ static int setup_and_train(run *r) {
                  "its %d queries against all passages",
                  r->size, info->micro_batch / r->size, info->micro_batch,
                  info->micro_batch / r->size);
+    install_signals(); /* before the first log line: a reader of the log may signal then */
+    if (r->logf) log_options(r, info->total_steps);
     if (!o->resume && r->dev && evaluate_dev(r, "before training")) return CLI_EXIT_RUNTIME;
-    install_signals();
     return train_loop(r);
 }
 
