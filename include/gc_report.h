@@ -39,8 +39,9 @@ typedef struct gc_plot_series {
 
 /* Append one <svg> element (width x height pixels) with axes, ticks, a legend when there is
  * more than one series, one <polyline> per run of consecutive finite points and one
- * <circle class="pt"> per isolated point. Labels are escaped. A chart with no finite point says
- * so. */
+ * <circle class="pt"> per isolated point (and, for a series of at most 40 points, a
+ * <circle class="mark"> on each finite point). Labels are escaped. A chart with no finite point
+ * says so. */
 gc_status gc_svg_plot(gc_text *out, const char *title, const char *xlabel,
                       const gc_plot_series *series, int nseries, int width, int height);
 

@@ -436,8 +436,11 @@ static void log_options(run *r, uint64_t total_steps) {
     json_object_set_new(j, "initial_temperature", json_real(o->temperature));
     json_object_set_new(j, "learn_temperature", json_boolean(o->learn_temp));
     json_object_set_new(j, "symmetric", json_boolean(o->symmetric));
-    json_object_set_new(j, "hidden_dropout", json_real(cfg->hidden_dropout));
-    json_object_set_new(j, "attention_dropout", json_real(cfg->attn_dropout));
+    char num[32]; /* the float dropouts at float precision (0.1, not 0.100000001) */
+    snprintf(num, sizeof num, "%.7g", (double)cfg->hidden_dropout);
+    json_object_set_new(j, "hidden_dropout", json_real(strtod(num, NULL)));
+    snprintf(num, sizeof num, "%.7g", (double)cfg->attn_dropout);
+    json_object_set_new(j, "attention_dropout", json_real(strtod(num, NULL)));
     if (o->mat.count) {
         char m[512];
         gc_matryoshka_format(&o->mat, m, sizeof m);

@@ -137,6 +137,7 @@ static void test_chart(void) {
     CHECK(t.data && well_formed(t.data), "a plain chart is well formed");
     CHECK(drawn_points(t.data, &lines, &dots) == 10 && lines == 1 && dots == 0,
           "10 points in one line (%zu lines, %zu dots)", lines, dots);
+    CHECK(count(t.data, "<circle class=\"mark\"") == 10, "a short series marks its 10 points");
     gc_text_free(&t);
 
     /* NaN and inf break the line; an isolated finite point becomes a dot */

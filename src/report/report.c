@@ -225,6 +225,14 @@ gc_status gc_svg_plot(gc_text *out, const char *title, const char *xlabel,
             }
             i = j;
         }
+        if (sr->n <= 40) /* few points (evaluations): mark each finite one on its line */
+            for (size_t k = 0; k < sr->n; k++)
+                if (isfinite(sr->x[k]) && isfinite(sr->y[k]))
+                    gc_text_printf(out,
+                                   "<circle class=\"mark\" cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" "
+                                   "fill=\"%s\"/>\n",
+                                   L + (sr->x[k] - x0) / (x1 - x0) * pw,
+                                   T + ph - (sr->y[k] - y0) / (y1 - y0) * ph, color);
         if (nseries > 1) { /* legend: a swatch and the label, left to right under the title */
             gc_text_printf(out,
                            "<rect x=\"%.0f\" y=\"27\" width=\"10\" height=\"10\" fill=\"%s\"/>"
@@ -465,7 +473,7 @@ gc_status gc_report_html(const char *log, size_t len, const char *title, gc_text
     for (int f = 0; f < nf; f++) {
         column(&p.steps, names[f], x, y);
         gc_plot_series s = {names[f], x, y, p.steps.n};
-        chart_or_note(out, &st, field_title(names[f]), "step", &s, 1, 580, 290);
+        chart_or_note(out, &st, field_title(names[f]), "step", &s, 1, 550, 280);
     }
     gc_text_append(out, "</div>\n", 7);
 
@@ -482,7 +490,7 @@ gc_status gc_report_html(const char *log, size_t len, const char *title, gc_text
             s[f] = (gc_plot_series){names[f], x, y + (size_t)f * rows, p.devs.n};
         }
         gc_text_append(out, "<div class=\"grid\">\n", 19);
-        chart_or_note(out, &st, "dev metrics", "step", s, nd, 1172, 320);
+        chart_or_note(out, &st, "dev metrics", "step", s, nd, 1112, 320);
         gc_text_append(out, "</div>\n<table>\n<tr><th>step</th>", 32);
         for (int f = 0; f < nd; f++) {
             gc_text_append(out, "<th>", 4);
