@@ -5,7 +5,9 @@
  *  - the combined loss and its gradient against an independent double-precision composition
  *    (the test re-normalises each prefix itself and sums the dense reference losses) and
  *    central finite differences of it, for several loss settings;
- *  - accuracy is that of the largest size; a size beyond the width is refused. */
+ *  - accuracy is that of the largest size; a size beyond the width is refused;
+ *  - gc_truncate_rows (eval/encode --dim) packs the prefixes and re-normalizes them. */
+#include "gc_eval.h"
 #include "gc_matryoshka.h"
 #include "gc_testing.h"
 #include "test_util.h"
@@ -157,7 +159,20 @@ static void test_off_is_plain(void) {
           "a size wider than the representations is refused");
 }
 
+static void test_truncate(void) {
+    float x[3 * 4] = {3, 4, 100, 100, 0, 0, 7, 7, -1, 0, 0, 0};
+    gc_truncate_rows(x, 3, 4, 2);
+    const float want[6] = {0.6f, 0.8f, 0, 0, -1, 0};
+    int same = 1;
+    for (int i = 0; i < 6; i++) same &= fabsf(x[i] - want[i]) < 1e-6f;
+    CHECK(same,
+          "rows truncated to 2, packed and re-normalized (zero rows stay zero): %g %g %g %g "
+          "%g %g",
+          x[0], x[1], x[2], x[3], x[4], x[5]);
+}
+
 int main(void) {
+    test_truncate();
     test_parse();
     test_off_is_plain();
     gc_loss_config dot = {0.1f, 0, 0, 0}, dot_sym = {0.07f, 1, 0, 2}, cos = {0.05f, 0, 1, 0},
