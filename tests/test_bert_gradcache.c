@@ -17,6 +17,8 @@
 #define TOL 1e-4
 
 /* One engine step; the gradient lands in the model's gradient buffer. */
+static const char *g_matryoshka; /* sizes of the Matryoshka loss, or NULL */
+
 static gc_status step(gc_bert *m, int qchunk, int pchunk, int no_cache, const side_in *q,
                       const side_in *p, gc_step_stats *stats) {
     gc_encoder enc = gc_bert_encoder(m);
@@ -32,6 +34,7 @@ static gc_status step(gc_bert *m, int qchunk, int pchunk, int no_cache, const si
     ec.loss.symmetric = 0;
     ec.loss.cosine = 0; /* the embeddings are normalized: dot = cosine */
     ec.seed = 1234;
+    if (g_matryoshka) CHECK_OK(gc_matryoshka_parse(g_matryoshka, &ec.matryoshka));
     gc_engine *e = NULL;
     gc_status st = gc_engine_create(&e, &ec, &enc, &enc, NULL);
     if (st != GC_OK) return st;
@@ -88,6 +91,23 @@ int main(void) {
         CHECK(mre <= TOL, "gradient with dropout: %.3e", mre);
     }
     CHECK(fabs(s_nc.loss - ref_loss[0]) > 1e-4, "dropout changed the loss");
+
+    /* the same with the Matryoshka loss (sizes 32, 16 and 8 of the 32-wide embeddings) */
+    g_matryoshka = "32,16:0.5,8";
+    gc_step_stats m_nc, m_gc;
+    CHECK_OK(step(m, 8, 8, 1, &q, &p, &m_nc));
+    memcpy(g_nc, gc_bert_grads(m), np * sizeof(float));
+    for (int c = 0; c < 2; c++) {
+        CHECK_OK(step(m, chunks[c][0], chunks[c][1], 0, &q, &p, &m_gc));
+        double err = norm_rel_err(gc_bert_grads(m), g_nc, np);
+        printf("dropout 0.1, matryoshka %s: cache (chunks %d/%d) vs no-cache: loss %.7f vs "
+               "%.7f, gradient norm rel err %.3e\n",
+               g_matryoshka, chunks[c][0], chunks[c][1], m_gc.loss, m_nc.loss, err);
+        CHECK(fabs(m_gc.loss - m_nc.loss) <= 1e-5 * fabs(m_nc.loss), "matryoshka loss");
+        CHECK(err <= 1e-5, "matryoshka gradient with dropout: %.3e", err);
+    }
+    CHECK(fabs(m_nc.loss - s_nc.loss) > 1e-3, "the Matryoshka loss is not the plain one");
+    g_matryoshka = NULL;
 
     free(g_nc);
     gc_bert_free(m);
