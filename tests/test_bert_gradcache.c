@@ -4,7 +4,8 @@
  * of the normalized embeddings / 0.05, in-batch negatives) must give PyTorch's full-batch
  * gradient for every parameter (tests/fixtures/bert/tiny_ref.bin, dropout 0). With dropout on,
  * the gradient-cache step (chunks of 2 and of 3) must equal the no-cache step (each side in one
- * pass), which holds only if every dropout mask is the same in pass 1, pass 2 and no-cache. */
+ * pass), which holds only if every dropout mask is the same in pass 1, pass 2 and no-cache;
+ * and the same under the Matryoshka loss (sizes 32, 16:0.5 and 8). */
 #include "gc_bert.h"
 
 #include "bert_fixture.h"
