@@ -73,4 +73,4 @@ if [ -f "$WORK/time.txt" ]; then
     PEAK=$(awk '/Maximum resident set size/ { printf "%.0f MiB", $NF / 1024 }' "$WORK/time.txt")
 fi
 echo "training: $((T2 - T1)) s for $STEPS steps of 1024 pairs${PEAK:+, peak memory $PEAK}"
-echo "total wall time: $((T3 - T0)) s; fine-tuned model in $OUT (log: $OUT.log)"
+echo "total wall time: $((T3 - T0)) s; fine-tuned model in $OUT (log: $OUT.log, report: $OUT.html)"
