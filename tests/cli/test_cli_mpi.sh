@@ -4,7 +4,8 @@
 # 2 and 3 ranks (bench/st_diff, 1e-5 norm-relative per tensor) and log(tau) too; the 2-rank run
 # goes over TCP (OMPI_MCA_btl=tcp,self) instead of shared memory. Three AdamW steps log the
 # same losses; a checkpoint written by 2 ranks resumes on 1 and on 3 with the losses of the
-# uninterrupted run. Refusals: a batch not divisible by the ranks (exit 2), data or options
+# uninterrupted run. The Matryoshka loss (--matryoshka 32,16:0.5,8) gives one process's gradient
+# on 2 and 3 ranks too. Refusals: a batch not divisible by the ranks (exit 2), data or options
 # that differ on one rank (before the first step).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/mpi.sh"
@@ -39,6 +40,15 @@ check "the step changed log(tau)" not close "$d1" 0 1
 # the comparison can fail: another dropout seed on 2 ranks is another update
 ok "2 ranks, another seed" mpi 2 train "${STEP[@]}" --seed 7 --out "$TMP/g2s"
 check "st_diff notices another update" not quiet "$ST_DIFF" "$base" "$TMP/g2s/model.safetensors" "$TMP/g1/model.safetensors" 1e-5
+
+# --- the Matryoshka loss, sharded over the ranks the same way ---
+MSTEP=("${STEP[@]}" --matryoshka 32,16:0.5,8)
+ok "matryoshka, 1 process" "$G" train "${MSTEP[@]}" --out "$TMP/m1"
+for n in 2 3; do
+    ok "matryoshka, $n ranks" mpi $n train "${MSTEP[@]}" --out "$TMP/m$n"
+    ok "matryoshka, $n ranks: the gradient of one process" "$ST_DIFF" "$base" "$TMP/m$n/model.safetensors" "$TMP/m1/model.safetensors" 1e-5
+done
+check "st_diff notices the Matryoshka update differs from the plain one" not quiet "$ST_DIFF" "$base" "$TMP/m1/model.safetensors" "$TMP/g1/model.safetensors" 1e-5
 
 # --- three AdamW steps ---
 ADAM=("${COMMON[@]}" --steps 3 --lr 1e-3)
