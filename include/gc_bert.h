@@ -52,6 +52,27 @@ void gc_bert_set_dropout(gc_bert *m, float p);
  * tokenizer_src_dir when it has them. out_dir is created if needed. */
 gc_status gc_bert_save(const gc_bert *m, const char *out_dir, const char *tokenizer_src_dir);
 
+/* Arithmetic of the matrix products. FP32: float everywhere (the default). BF16: the inputs
+ * of the linear layers' products (activations and weights, forward and backward) are rounded
+ * to bf16 and multiplied with fp32 accumulation; the weights stay fp32 (the master copy the
+ * optimizer updates, with its state) and a bf16 copy of the weight matrices is refreshed from
+ * them after every optimizer step or write through the store. LayerNorm, softmax, GELU,
+ * attention, pooling, the representations and every parameter-gradient sum stay fp32. */
+typedef enum gc_precision { GC_PRECISION_FP32 = 0, GC_PRECISION_BF16 = 1 } gc_precision;
+/* "fp32", "bf16". Never NULL. */
+const char *gc_precision_name(gc_precision p);
+/* Parse "fp32" or "bf16" (GC_ERR_INVALID_ARG otherwise). */
+gc_status gc_precision_parse(const char *s, gc_precision *out);
+/* Choose the precision before gc_bert_reserve/gc_bert_reserve_inference (refused, with
+ * GC_ERR_INVALID_ARG, once buffers are reserved). BF16 allocates and fills the bf16 copy. Its
+ * products run through oneDNN, natively where the CPU has AVX512_BF16 (gc_matmul_bf16_native),
+ * emulated on a plain AVX-512 CPU; without AVX-512 a product fails with GC_ERR_UNSUPPORTED. */
+gc_status gc_bert_set_precision(gc_bert *m, gc_precision p);
+gc_precision gc_bert_get_precision(const gc_bert *m);
+/* Refill the bf16 copy from the fp32 weights, for callers that wrote gc_bert_params()
+ * directly (writes through the store do it themselves). A no-op in FP32. */
+void gc_bert_sync_weights(gc_bert *m);
+
 /* Size the activation buffers: chunks of up to max_chunk sequences of up to max_len tokens,
  * `slots` activation slots (see gc_encode_args.slot). Allocates once; a step never does. */
 gc_status gc_bert_reserve(gc_bert *m, int max_chunk, int max_len, int slots);

@@ -80,6 +80,44 @@ gc_status gc_matmul(float *C, const float *A, const float *B, int M, int N, int 
 /* Free cached primitives (optional; for leak checkers). */
 void gc_matmul_cleanup(void);
 
+/* Element types of matrix-product inputs (gc_dtype in gc_io.h names file dtypes). */
+typedef enum gc_mm_type {
+    GC_MM_F32 = 0,  /* float */
+    GC_MM_BF16 = 1, /* bfloat16 (uint16_t: the upper half of a float), fp32 accumulation */
+} gc_mm_type;
+/* gc_matmul with A and B of type dtype (float or uint16_t bf16); C and the accumulation are
+ * always float. The primitive cache is keyed by dtype too (sixteen at most). A bf16 product
+ * computes every bf16 x bf16 term exactly and sums in fp32. gc_matmul(...) is
+ * gc_matmul_ex(..., GC_MM_F32). Where oneDNN cannot build a bf16 product (a CPU without
+ * AVX-512), GC_ERR_UNSUPPORTED. */
+gc_status gc_matmul_ex(float *C, const void *A, const void *B, int M, int N, int K, int trans_a,
+                       int trans_b, int accumulate, gc_mm_type dtype);
+/* The plain reference of a bf16 product (terms and sums in fp32, k in order). */
+void gc_matmul_bf16_ref(float *C, const uint16_t *A, const uint16_t *B, int M, int N, int K,
+                        int trans_a, int trans_b, int accumulate);
+
+/* bf16 conversions. To bf16: round to nearest, ties to even; NaN stays NaN (quiet); subnormal
+ * inputs become zero of their sign (as the AVX-512 BF16 instruction does, so every path gives
+ * the same bits). gc_bf16_from_f32 uses AVX512_BF16 where the CPU has it (and GC_CPU allows
+ * AVX-512), a portable loop otherwise; gc_bf16_from_f32_ref is one element at a time. */
+void gc_bf16_from_f32(uint16_t *out, const float *in, size_t n);
+void gc_bf16_from_f32_ref(uint16_t *out, const float *in, size_t n);
+void gc_bf16_to_f32(float *out, const uint16_t *in, size_t n);
+static inline float gc_bf16_value(uint16_t h) {
+    union {
+        uint32_t u;
+        float f;
+    } v = {(uint32_t)h << 16};
+    return v.f;
+}
+/* Whether the CPU has AVX512_BF16 (the native bf16 dot product; GC_CPU below avx512 hides it
+ * from the project's own kernels, not from oneDNN). */
+int gc_cpu_has_bf16(void);
+/* What oneDNN will run bf16 products with: 1 native (its ISA includes AVX512_BF16 or AMX), 0
+ * emulated or not at all (ONEDNN_MAX_CPU_ISA or the CPU caps it). isa: oneDNN's effective ISA
+ * name ("avx512_core_bf16", "avx2", ...), may be NULL. */
+int gc_matmul_bf16_native(const char **isa);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Counter-based random numbers (Philox-4x32-10).
  *

@@ -1,5 +1,5 @@
 /* cpu.c: the run-time choice of the project's own kernel path (see cpu.h): the best the CPU
- * supports, capped by GC_CPU. */
+ * supports, capped by GC_CPU; and whether the AVX-512 path may use AVX512_BF16. */
 #include "core/cpu.h"
 
 #include <pthread.h>
@@ -7,6 +7,7 @@
 #include <string.h>
 
 static gc_cpu_path g_path = GC_CPU_GENERIC;
+static int g_bf16;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static void decide(void) {
@@ -23,6 +24,14 @@ static void decide(void) {
     }
 #endif
     g_path = best < cap ? best : cap;
+#ifdef GC_HAVE_X86_PATHS
+    g_bf16 = g_path == GC_CPU_AVX512 && __builtin_cpu_supports("avx512bf16");
+#endif
+}
+
+int gc_cpu_has_bf16(void) {
+    pthread_once(&g_once, decide);
+    return g_bf16;
 }
 
 gc_cpu_path gc_cpu_path_get(void) {

@@ -17,6 +17,8 @@
 #define GC_HAVE_X86_PATHS 1
 #define GC_TARGET_AVX2 __attribute__((target("avx2,fma")))
 #define GC_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+/* AVX512_BF16 (the bf16 conversion), called only when gc_cpu_has_bf16() */
+#define GC_TARGET_AVX512BF16 __attribute__((target("avx512bf16,avx512f,avx2,fma")))
 #endif
 
 #endif /* GC_CORE_CPU_H */

@@ -84,7 +84,34 @@ float *gc_bert_grads(gc_bert *m) {
 
 gc_param_store gc_bert_store(gc_bert *m) {
     if (!m) return (gc_param_store){NULL, NULL};
-    return gc_host_store_view(&m->w.store);
+    return bert_weights_store(&m->w);
+}
+
+const char *gc_precision_name(gc_precision p) {
+    return p == GC_PRECISION_BF16 ? "bf16" : "fp32";
+}
+
+gc_status gc_precision_parse(const char *s, gc_precision *out) {
+    if (s && strcmp(s, "fp32") == 0) return *out = GC_PRECISION_FP32, GC_OK;
+    if (s && strcmp(s, "bf16") == 0) return *out = GC_PRECISION_BF16, GC_OK;
+    return gc_set_error(GC_ERR_INVALID_ARG, "precision must be fp32 or bf16, got '%s'",
+                        s ? s : "(null)");
+}
+
+gc_status gc_bert_set_precision(gc_bert *m, gc_precision p) {
+    if (!m) return gc_set_error(GC_ERR_INVALID_ARG, "bert: NULL model");
+    if (m->rt.scratch && p != m->w.precision)
+        return gc_set_error(GC_ERR_INVALID_ARG,
+                            "bert: set the precision before reserving the activation buffers");
+    return bert_weights_set_precision(&m->w, p);
+}
+
+gc_precision gc_bert_get_precision(const gc_bert *m) {
+    return m ? m->w.precision : GC_PRECISION_FP32;
+}
+
+void gc_bert_sync_weights(gc_bert *m) {
+    if (m) bert_weights_sync_bf16(&m->w);
 }
 
 int gc_bert_num_tensors(const gc_bert *m) {
@@ -113,6 +140,7 @@ typedef struct bert_dims {
     size_t att_scr; /* attention scratch of one thread */
     int nthr;
     int training; /* activations kept for a backward pass, and its scratch */
+    int bf16;     /* bf16 scratch for the linear layers' inputs */
 } bert_dims;
 
 /* The one layout of a slot: float buffers from fmem, integer arrays from imem. With NULL
@@ -189,6 +217,15 @@ static size_t scratch_layout(bert_cpu *rt, float *mem, const gc_bert_config *c,
     SBUF(s_att, (size_t)d->nthr * d->att_scr);
     SBUF(s_drop, (size_t)d->nthr * C);
 #undef SBUF
+    /* bf16 buffers, two per float */
+    rt->bf_a = rt->bf_b = NULL;
+    if (d->bf16) {
+        size_t na = T * (C > I ? C : I), nb = d->training ? T * big : 0;
+        if (mem) rt->bf_a = (uint16_t *)(mem + at);
+        at += (na + 1) / 2;
+        if (mem && nb) rt->bf_b = (uint16_t *)(mem + at);
+        at += (nb + 1) / 2;
+    }
     return at;
 }
 
@@ -215,6 +252,7 @@ static gc_status reserve(gc_bert *m, int max_chunk, int max_len, int slots, cons
     d.nthr = omp_get_max_threads();
     if (d.nthr < 1) d.nthr = 1;
     d.training = slots > 0;
+    d.bf16 = m->w.precision == GC_PRECISION_BF16;
     d.B = (size_t)max_chunk;
     d.T = (size_t)max_chunk * max_len;
     d.att_cap = slots ? (size_t)max_chunk * c->heads * max_len * max_len : 0;
@@ -337,6 +375,26 @@ static int pass_threads(const bert_cpu *rt) {
     return n < 1 ? 1 : n > rt->nthr ? rt->nthr : n;
 }
 
+/* A linear layer in the model's precision: w is the fp32 weight matrix, w16 the start of its
+ * field's bf16 copy (NULL in FP32) and off the matrix's offset in the field. */
+static gc_status linear_fwd(const bert_weights *w, bert_cpu *rt, float *out, const float *inp,
+                            const float *wf, const uint16_t *w16, size_t off, const float *b, int N,
+                            int OC, int IC, int nt) {
+    if (w->precision == GC_PRECISION_BF16)
+        return bert_linear_forward_bf16(out, inp, w16 + off, b, N, OC, IC, rt->bf_a, nt);
+    return bert_linear_forward(out, inp, wf + off, b, N, OC, IC, nt);
+}
+
+static gc_status linear_bwd(const bert_weights *w, bert_cpu *rt, float *dinp, float *dw, float *db,
+                            const float *dout, const float *inp, const float *wf,
+                            const uint16_t *w16, size_t off, int N, int OC, int IC, int acc,
+                            int nt) {
+    if (w->precision == GC_PRECISION_BF16)
+        return bert_linear_backward_bf16(dinp, dw, db, dout, inp, w16 + off, N, OC, IC, acc,
+                                         rt->bf_b, rt->bf_a, nt);
+    return bert_linear_backward(dinp, dw, db, dout, inp, wf + off, N, OC, IC, acc, nt);
+}
+
 /* The forward pass of the slot's chunk: reps (B,C) from the slot's tokens. keep: every layer
  * keeps its own activations in the slot (for a backward pass). Otherwise (encode) the pass
  * runs in the e_ buffers, one layer's worth that each layer overwrites, with no kernel's
@@ -384,24 +442,24 @@ static gc_status forward_chunk(const bert_weights *w, bert_cpu *rt, bert_slot *s
         }
 
         // self-attention: x (N,C) -> qkv (N,3C) -> ctx (N,C)
-        CHECK_ST(bert_linear_forward(qkv, x, p->qkvw + l * 3 * CC, p->qkvb + l * 3 * C, N, 3 * C, C,
-                                     nt));
+        CHECK_ST(linear_fwd(w, rt, qkv, x, p->qkvw, w->qkvw16, l * 3 * CC, p->qkvb + l * 3 * C, N,
+                            3 * C, C, nt));
         CHECK_ST(bert_attention_forward(ctx, att, qkvh, qkv, ck, C, NH,
                                         GC_RNG_STREAM(l + 1, BERT_SITE_ATT_PROBS), pa, rt->s_att,
                                         nt));
         // output dense -> dropout -> residual -> LayerNorm: t1, r1, h1 (N,C)
-        CHECK_ST(
-            bert_linear_forward(t1, ctx, p->attprojw + l * CC, p->attprojb + l * C, N, C, C, nt));
+        CHECK_ST(linear_fwd(w, rt, t1, ctx, p->attprojw, w->attprojw16, l * CC, p->attprojb + l * C,
+                            N, C, C, nt));
         bert_dropout(t1, t1, ck, GC_RNG_STREAM(l + 1, BERT_SITE_ATT_OUT), ph, C, rt->s_drop, nt);
         bert_residual_forward(r1, x, t1, (size_t)N * C, nt);
         bert_layernorm_forward(h1, m1, rs1, r1, p->ln1w + l * C, p->ln1b + l * C, N, C, eps, nt);
         // feed-forward: h1 (N,C) -> fch (N,I) -> GELU g (N,I) -> t2 (N,C) -> dropout ->
         // residual r2 (N,C) -> LayerNorm out (N,C)
-        CHECK_ST(
-            bert_linear_forward(fch, h1, p->fcw + l * (size_t)I * C, p->fcb + l * I, N, I, C, nt));
+        CHECK_ST(linear_fwd(w, rt, fch, h1, p->fcw, w->fcw16, l * (size_t)I * C, p->fcb + l * I, N,
+                            I, C, nt));
         bert_gelu_forward(g, fch, (size_t)N * I, nt);
-        CHECK_ST(bert_linear_forward(t2, g, p->fcprojw + l * (size_t)C * I, p->fcprojb + l * C, N,
-                                     C, I, nt));
+        CHECK_ST(linear_fwd(w, rt, t2, g, p->fcprojw, w->fcprojw16, l * (size_t)C * I,
+                            p->fcprojb + l * C, N, C, I, nt));
         bert_dropout(t2, t2, ck, GC_RNG_STREAM(l + 1, BERT_SITE_FFN_OUT), ph, C, rt->s_drop, nt);
         bert_residual_forward(r2, h1, t2, (size_t)N * C, nt);
         bert_layernorm_forward(out, m2, rs2, r2, p->ln2w + l * C, p->ln2b + l * C, N, C, eps, nt);
@@ -441,24 +499,24 @@ static gc_status backward_chunk(bert_weights *w, bert_cpu *rt, bert_slot *s, con
         bert_dropout(t1, db, ck, GC_RNG_STREAM(l + 1, BERT_SITE_FFN_OUT), ph, C, rt->s_drop, nt);
         // output dense: needs GELU(fch) again, recomputed rather than stored
         bert_gelu_forward(rt->s_g2, fch, (size_t)N * I, nt);
-        CHECK_ST(bert_linear_backward(rt->s_g1, g->fcprojw + l * CI, g->fcprojb + l * C, t1,
-                                      rt->s_g2, p->fcprojw + l * CI, N, C, I, 0, nt));
+        CHECK_ST(linear_bwd(w, rt, rt->s_g1, g->fcprojw + l * CI, g->fcprojb + l * C, t1, rt->s_g2,
+                            p->fcprojw, w->fcprojw16, l * CI, N, C, I, 0, nt));
         bert_gelu_backward(rt->s_g1, fch, rt->s_g1, (size_t)N * I, nt);
         // intermediate dense: db += d h1 through the feed-forward branch
-        CHECK_ST(bert_linear_backward(db, g->fcw + l * CI, g->fcb + l * I, rt->s_g1, h1,
-                                      p->fcw + l * CI, N, I, C, 1, nt));
+        CHECK_ST(linear_bwd(w, rt, db, g->fcw + l * CI, g->fcb + l * I, rt->s_g1, h1, p->fcw,
+                            w->fcw16, l * CI, N, I, C, 1, nt));
         // attention LayerNorm: da = d r1, the residual part of d x
         bert_layernorm_backward(da, g->ln1w + l * C, g->ln1b + l * C, db, r1, p->ln1w + l * C,
                                 s->ln1_mean + l * T, s->ln1_rstd + l * T, N, C, nt);
         bert_dropout(t1, da, ck, GC_RNG_STREAM(l + 1, BERT_SITE_ATT_OUT), ph, C, rt->s_drop, nt);
-        CHECK_ST(bert_linear_backward(t2, g->attprojw + l * CC, g->attprojb + l * C, t1, ctx,
-                                      p->attprojw + l * CC, N, C, C, 0, nt));
+        CHECK_ST(linear_bwd(w, rt, t2, g->attprojw + l * CC, g->attprojb + l * C, t1, ctx,
+                            p->attprojw, w->attprojw16, l * CC, N, C, C, 0, nt));
         CHECK_ST(bert_attention_backward(rt->s_qkv, t2, att, qkvh, ck, C, NH,
                                          GC_RNG_STREAM(l + 1, BERT_SITE_ATT_PROBS), pa, rt->s_att,
                                          nt));
         // qkv projections: da += d x through the attention branch
-        CHECK_ST(bert_linear_backward(da, g->qkvw + l * 3 * CC, g->qkvb + l * 3 * C, rt->s_qkv, x,
-                                      p->qkvw + l * 3 * CC, N, 3 * C, C, 1, nt));
+        CHECK_ST(linear_bwd(w, rt, da, g->qkvw + l * 3 * CC, g->qkvb + l * 3 * C, rt->s_qkv, x,
+                            p->qkvw, w->qkvw16, l * 3 * CC, N, 3 * C, C, 1, nt));
     }
     // embeddings: dropout -> LayerNorm -> scatter into the tables
     bert_dropout(t1, da, ck, GC_RNG_STREAM(0, BERT_SITE_EMB), ph, C, rt->s_drop, nt);

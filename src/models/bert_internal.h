@@ -90,6 +90,11 @@ typedef struct bert_weights {
     /* the pooler of a loaded checkpoint: not part of the encoder, kept so a save gives it back
      * (sentence-transformers otherwise initialises it at random, with a warning) */
     float *pooler; /* (C, C) weight then (C) bias, or NULL */
+    /* --precision bf16: the weight matrices rounded to bf16, refreshed from params after every
+     * optimizer step and store write (bert_weights_sync_bf16); NULL in FP32 */
+    gc_precision precision;
+    uint16_t *w16;                                     /* one allocation for the four below */
+    uint16_t *qkvw16, *attprojw16, *fcw16, *fcprojw16; /* as qkvw, attprojw, fcw, fcprojw */
 } bert_weights;
 
 /* Checks that keep every size and dropout element address inside its integer type. */
@@ -101,6 +106,13 @@ gc_status bert_weights_init(bert_weights *w, const gc_bert_config *cfg);
 void bert_weights_init_random(bert_weights *w, uint64_t seed);
 /* Frees the buffers and the store's optimizer; a zeroed or released w is fine. */
 void bert_weights_release(bert_weights *w);
+/* Allocate (BF16) or free (FP32) the bf16 copy and fill it. */
+gc_status bert_weights_set_precision(bert_weights *w, gc_precision p);
+/* Refill the bf16 copy from params (a no-op in FP32). */
+void bert_weights_sync_bf16(bert_weights *w);
+/* The store over the host store that also refreshes the bf16 copy after optim_step and
+ * writes of parameters. */
+gc_param_store bert_weights_store(bert_weights *w);
 
 /* ------------------------------------------------------------------------------------------ */
 /* the CPU runtime half */
@@ -158,6 +170,9 @@ typedef struct bert_cpu {
     /* both passes */
     float *s_att;  /* nthr * bert_attention_scratch_floats */
     float *s_drop; /* nthr * C */
+    /* BF16 only: linear-layer inputs rounded to bf16 (T * max(C, I)), and output gradients
+     * (T * max(3C, I), training only); NULL in FP32 */
+    uint16_t *bf_a, *bf_b;
 } bert_cpu;
 
 struct gc_bert {

@@ -311,6 +311,52 @@ gc_status bert_linear_backward(float *dinp, float *dw, float *db, const float *d
     return GC_OK;
 }
 
+/* bf16 forms (--precision bf16): the matrix inputs rounded to bf16, fp32 accumulation and
+ * outputs. Each element is rounded on its own, so an example's numbers do not depend on its
+ * chunk-mates. */
+
+void bert_to_bf16(uint16_t *out, const float *in, size_t n, int nthr) {
+    const size_t blk = 16384;
+    long nb = (long)((n + blk - 1) / blk);
+#pragma omp parallel for num_threads(nthr) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        size_t i0 = (size_t)b * blk, len = n - i0 < blk ? n - i0 : blk;
+        gc_bf16_from_f32(out + i0, in + i0, len);
+    }
+}
+
+gc_status bert_linear_forward_bf16(float *out, const float *inp, const uint16_t *w16,
+                                   const float *b, int N, int OC, int IC, uint16_t *inp16,
+                                   int nthr) {
+    bert_to_bf16(inp16, inp, (size_t)N * IC, nthr);
+    gc_status st = gc_matmul_ex(out, inp16, w16, N, OC, IC, 0, 1, 0, GC_MM_BF16);
+    if (st != GC_OK) return st;
+    if (b) {
+#pragma omp parallel for num_threads(nthr) schedule(static)
+        for (int n = 0; n < N; n++) {
+            float *o = out + (size_t)n * OC;
+            for (int i = 0; i < OC; i++) o[i] += b[i];
+        }
+    }
+    return GC_OK;
+}
+
+gc_status bert_linear_backward_bf16(float *dinp, float *dw, float *db, const float *dout,
+                                    const float *inp, const uint16_t *w16, int N, int OC, int IC,
+                                    int accumulate_dinp, uint16_t *dout16, uint16_t *inp16,
+                                    int nthr) {
+    gc_status st = GC_OK;
+    bert_to_bf16(dout16, dout, (size_t)N * OC, nthr);
+    if (dinp) st = gc_matmul_ex(dinp, dout16, w16, N, IC, OC, 0, 0, accumulate_dinp, GC_MM_BF16);
+    if (st == GC_OK) {
+        bert_to_bf16(inp16, inp, (size_t)N * IC, nthr);
+        st = gc_matmul_ex(dw, dout16, inp16, OC, IC, N, 1, 0, 1, GC_MM_BF16);
+    }
+    if (st != GC_OK) return st;
+    if (db) bert_bias_backward(db, dout, N, OC, nthr);
+    return GC_OK;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* vector exp and erf
  *

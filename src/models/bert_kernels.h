@@ -75,6 +75,19 @@ gc_status bert_linear_backward(float *dinp, float *dw, float *db, const float *d
                                const float *inp, const float *w, int N, int OC, int IC,
                                int accumulate_dinp, int nthr);
 
+/* bf16 forms of the two above: w16 is the bf16 copy of w; inp16 (N*IC) and dout16 (N*OC) are
+ * scratch that gets the inputs rounded to bf16 (round to nearest even). Products accumulate in
+ * fp32; out, dinp, dw and db stay fp32, db summed from the fp32 dout as above. */
+gc_status bert_linear_forward_bf16(float *out, const float *inp, const uint16_t *w16,
+                                   const float *b, int N, int OC, int IC, uint16_t *inp16,
+                                   int nthr);
+gc_status bert_linear_backward_bf16(float *dinp, float *dw, float *db, const float *dout,
+                                    const float *inp, const uint16_t *w16, int N, int OC, int IC,
+                                    int accumulate_dinp, uint16_t *dout16, uint16_t *inp16,
+                                    int nthr);
+/* gc_bf16_from_f32 over n elements in blocks across threads. */
+void bert_to_bf16(uint16_t *out, const float *in, size_t n, int nthr);
+
 /* The exact GELU, x * Phi(x) with the error function. dinp may alias dout. The _ref versions
  * use libm's erff / expf one element at a time. */
 void bert_gelu_forward(float *out, const float *inp, size_t n, int nthr);

@@ -5,6 +5,7 @@
 #include "models/bert_internal.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,7 +197,123 @@ void bert_weights_release(bert_weights *w) {
     free(w->tensors);
     free(w->views);
     free(w->pooler);
+    free(w->w16);
     memset(w, 0, sizeof *w);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* the bf16 copy of the weight matrices */
+
+static void bf16_sizes(const gc_bert_config *c, size_t n[4]) {
+    size_t L = (size_t)c->layers, C = (size_t)c->hidden, I = (size_t)c->intermediate;
+    n[0] = L * 3 * C * C, n[1] = L * C * C, n[2] = L * I * C, n[3] = L * C * I;
+}
+
+void bert_weights_sync_bf16(bert_weights *w) {
+    if (!w || !w->w16) return;
+    size_t n[4];
+    bf16_sizes(&w->cfg, n);
+    const float *src[4] = {w->p.qkvw, w->p.attprojw, w->p.fcw, w->p.fcprojw};
+    uint16_t *dst[4] = {w->qkvw16, w->attprojw16, w->fcw16, w->fcprojw16};
+    for (int i = 0; i < 4; i++) bert_to_bf16(dst[i], src[i], n[i], omp_get_max_threads());
+}
+
+gc_status bert_weights_set_precision(bert_weights *w, gc_precision p) {
+    if (p != GC_PRECISION_FP32 && p != GC_PRECISION_BF16)
+        return gc_set_error(GC_ERR_INVALID_ARG, "bert: unknown precision %d", (int)p);
+    if (p == GC_PRECISION_FP32) {
+        free(w->w16);
+        w->w16 = w->qkvw16 = w->attprojw16 = w->fcw16 = w->fcprojw16 = NULL;
+    } else if (!w->w16) {
+        size_t n[4];
+        bf16_sizes(&w->cfg, n);
+        w->w16 = malloc((n[0] + n[1] + n[2] + n[3]) * sizeof(uint16_t));
+        if (!w->w16) return gc_set_error(GC_ERR_NOMEM, "bert: out of memory for the bf16 weights");
+        w->qkvw16 = w->w16;
+        w->attprojw16 = w->qkvw16 + n[0];
+        w->fcw16 = w->attprojw16 + n[1];
+        w->fcprojw16 = w->fcw16 + n[2];
+    }
+    w->precision = p;
+    bert_weights_sync_bf16(w);
+    return GC_OK;
+}
+
+/* The store: the host store's functions, and a refresh of the bf16 copy after anything that
+ * changes the parameters. */
+static gc_param_store host_of(void *ctx) {
+    return gc_host_store_view(&((bert_weights *)ctx)->store);
+}
+static gc_mem bs_location(void *ctx) {
+    gc_param_store h = host_of(ctx);
+    return h.ops->location(h.ctx);
+}
+static size_t bs_num_params(void *ctx) {
+    gc_param_store h = host_of(ctx);
+    return h.ops->num_params(h.ctx);
+}
+static int bs_num_tensors(void *ctx) {
+    gc_param_store h = host_of(ctx);
+    return h.ops->num_tensors(h.ctx);
+}
+static gc_status bs_tensor(void *ctx, int i, gc_tensor_view *out) {
+    gc_param_store h = host_of(ctx);
+    return h.ops->tensor(h.ctx, i, out);
+}
+static gc_status bs_zero_grad(void *ctx) {
+    gc_param_store h = host_of(ctx);
+    return h.ops->zero_grad(h.ctx);
+}
+static float *bs_grad_buffer(void *ctx) {
+    gc_param_store h = host_of(ctx);
+    return h.ops->grad_buffer(h.ctx);
+}
+static gc_status bs_grad_sq_norm(void *ctx, double *out) {
+    gc_param_store h = host_of(ctx);
+    return h.ops->grad_sq_norm(h.ctx, out);
+}
+static gc_status bs_read(void *ctx, gc_param_part part, size_t offset, size_t n, float *host) {
+    gc_param_store h = host_of(ctx);
+    return h.ops->read(h.ctx, part, offset, n, host);
+}
+static gc_status bs_write(void *ctx, gc_param_part part, size_t offset, size_t n,
+                          const float *host) {
+    gc_param_store h = host_of(ctx);
+    gc_status st = h.ops->write(h.ctx, part, offset, n, host);
+    if (st == GC_OK && part == GC_PART_PARAMS) bert_weights_sync_bf16(ctx);
+    return st;
+}
+static gc_status bs_optim_init(void *ctx, const gc_optim_config *cfg, int (*decay)(const char *)) {
+    gc_param_store h = host_of(ctx);
+    return h.ops->optim_init(h.ctx, cfg, decay);
+}
+static gc_status bs_optim_step(void *ctx, float lr, float grad_scale) {
+    gc_param_store h = host_of(ctx);
+    gc_status st = h.ops->optim_step(h.ctx, lr, grad_scale);
+    if (st == GC_OK) bert_weights_sync_bf16(ctx);
+    return st;
+}
+static size_t bs_optim_state_size(void *ctx) {
+    gc_param_store h = host_of(ctx);
+    return h.ops->optim_state_size(h.ctx);
+}
+static uint64_t bs_optim_get_step(void *ctx) {
+    gc_param_store h = host_of(ctx);
+    return h.ops->optim_get_step(h.ctx);
+}
+static void bs_optim_set_step(void *ctx, uint64_t step) {
+    gc_param_store h = host_of(ctx);
+    h.ops->optim_set_step(h.ctx, step);
+}
+
+static const gc_param_store_ops bert_store_ops = {
+    bs_location,    bs_num_params,       bs_num_tensors,    bs_tensor,         bs_zero_grad,
+    bs_grad_buffer, bs_grad_sq_norm,     bs_read,           bs_write,          bs_optim_init,
+    bs_optim_step,  bs_optim_state_size, bs_optim_get_step, bs_optim_set_step,
+};
+
+gc_param_store bert_weights_store(bert_weights *w) {
+    return (gc_param_store){&bert_store_ops, w};
 }
 
 /* ------------------------------------------------------------------------------------------ */
