@@ -90,42 +90,6 @@ static void matmul_small(float *C, const float *A, const float *B, int M, int N,
     }
 }
 
-/* The same loops on bf16 inputs: each term is exact in fp32 (8-bit by 8-bit mantissas). */
-static void matmul_small_bf16(float *C, const uint16_t *A, const uint16_t *B, int M, int N, int K,
-                              int trans_a, int trans_b, int accumulate) {
-    for (int i = 0; i < M; i++) {
-        float *c = C + (size_t)i * N;
-        if (trans_b) {
-            for (int j = 0; j < N; j++) {
-                const uint16_t *b = B + (size_t)j * K;
-                float acc[8] = {0};
-                int k = 0;
-                if (!trans_a) {
-                    const uint16_t *a = A + (size_t)i * K;
-                    for (; k + 8 <= K; k += 8)
-                        for (int l = 0; l < 8; l++)
-                            acc[l] += gc_bf16_value(a[k + l]) * gc_bf16_value(b[k + l]);
-                    for (; k < K; k++) acc[0] += gc_bf16_value(a[k]) * gc_bf16_value(b[k]);
-                } else {
-                    for (; k < K; k++)
-                        acc[k & 7] += gc_bf16_value(A[(size_t)k * M + i]) * gc_bf16_value(b[k]);
-                }
-                float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) +
-                            ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-                c[j] = accumulate ? c[j] + sum : sum;
-            }
-        } else {
-            if (!accumulate)
-                for (int j = 0; j < N; j++) c[j] = 0.0f;
-            for (int k = 0; k < K; k++) {
-                float a = gc_bf16_value(trans_a ? A[(size_t)k * M + i] : A[(size_t)i * K + k]);
-                const uint16_t *b = B + (size_t)k * N;
-                for (int j = 0; j < N; j++) c[j] += a * gc_bf16_value(b[j]);
-            }
-        }
-    }
-}
-
 typedef struct mm_cache {
     dnnl_engine_t engine;
     dnnl_stream_t stream;
@@ -232,11 +196,10 @@ gc_status gc_matmul_ex(float *C, const void *A, const void *B, int M, int N, int
     }
     if (!A || !B) return gc_set_error(GC_ERR_INVALID_ARG, "matmul: NULL input");
     trans_a = trans_a != 0, trans_b = trans_b != 0, accumulate = accumulate != 0;
-    if ((int64_t)M * N * K <= SMALL_PRODUCT) {
-        if (dtype == GC_MM_BF16)
-            matmul_small_bf16(C, A, B, M, N, K, trans_a, trans_b, accumulate);
-        else
-            matmul_small(C, A, B, M, N, K, trans_a, trans_b, accumulate);
+    /* bf16 products always go to oneDNN: its sums of a row do not depend on how many rows the
+     * product has (from 3 rows on), so an example's bf16 numbers do not depend on its chunk */
+    if (dtype == GC_MM_F32 && (int64_t)M * N * K <= SMALL_PRODUCT) {
+        matmul_small(C, A, B, M, N, K, trans_a, trans_b, accumulate);
         return GC_OK;
     }
     mm_cache *c = NULL;
