@@ -69,6 +69,11 @@ gc_status gc_precision_parse(const char *s, gc_precision *out);
  * emulated on a plain AVX-512 CPU; without AVX-512 a product fails with GC_ERR_UNSUPPORTED. */
 gc_status gc_bert_set_precision(gc_bert *m, gc_precision p);
 gc_precision gc_bert_get_precision(const gc_bert *m);
+/* The precision to run for a request on this CPU: BF16 only where oneDNN multiplies bf16
+ * natively (AVX512_BF16 or AMX); otherwise FP32 (measured faster than oneDNN's AVX-512 bf16
+ * emulation, and oneDNN has no bf16 product below AVX-512), and *note (if not NULL) gets a
+ * sentence saying so (NULL when the request is granted). */
+gc_precision gc_precision_for_cpu(gc_precision want, const char **note);
 /* Refill the bf16 copy from the fp32 weights, for callers that wrote gc_bert_params()
  * directly (writes through the store do it themselves). A no-op in FP32. */
 void gc_bert_sync_weights(gc_bert *m);

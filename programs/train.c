@@ -89,6 +89,9 @@ static const char TRAIN_HELP[] =
     "                           their dim option\n"
     "  --dropout F              dropout probability (default: the model's config)\n"
     "  --seed N                 data order and dropout seed (default 42)\n"
+    "  --precision fp32|bf16    matrix products in bf16 with fp32 accumulation and fp32\n"
+    "                           master weights (default fp32); fp32 with a note on a CPU\n"
+    "                           without native bf16 (AVX512_BF16)\n"
     "\n"
     "Running:\n"
     "  --threads N              OpenMP threads (default: all cores)\n"
@@ -135,7 +138,7 @@ static void install_signals(void) {
 /* ---- the run ---- */
 
 typedef struct train_opts {
-    const char *model, *train, *dev, *out, *log, *optimizer, *schedule;
+    const char *model, *train, *dev, *out, *log, *optimizer, *schedule, *precision;
     const char *dev_split, *query_prompt, *passage_prompt;
     gc_data_fields fields;
     long batch, chunk, qchunk, pchunk, accum, steps, epochs, warmup, negatives, max_q, max_p;
@@ -523,6 +526,7 @@ static int parse_train(int argc, char **argv, train_opts *o) {
         {"--max-passage-len", OPT_INT, &o->max_p, 2, 1 << 20, 0},
         {"--dropout", OPT_FLOAT, &o->dropout, 0, 0.99, 0},
         {"--seed", OPT_INT, &o->seed, 0, 9e18, 0},
+        {"--precision", OPT_STR, &o->precision, 0, 0, 0},
         {"--threads", OPT_INT, &o->threads, 1, 4096, 0},
         {"--save-every", OPT_INT, &o->save_every, 1, 1e15, 0},
         {"--stop-after", OPT_INT, &o->stop_after, 1, 1e15, 0},
@@ -626,6 +630,16 @@ static int setup_and_train(run *r) {
                          "--max-query-len/--max-passage-len exceed the model's %d positions",
                          cfg->max_position);
     if (o->dropout_set) gc_bert_set_dropout(r->model, (float)o->dropout);
+    gc_precision prec = GC_PRECISION_FP32;
+    if (o->precision && gc_precision_parse(o->precision, &prec) != GC_OK)
+        return cli_usage("train ", "--precision must be fp32 or bf16, got '%s'", o->precision);
+    const char *prec_note = NULL;
+    prec = gc_precision_for_cpu(prec, &prec_note);
+    if (prec_note) cli_note("--precision bf16: %s", prec_note);
+    if (prec == GC_PRECISION_BF16)
+        cli_note("precision bf16: bf16 matrix products, fp32 accumulation and master weights");
+    gc_status pst = gc_bert_set_precision(r->model, prec);
+    if (pst != GC_OK) return cli_fail(pst, "--precision");
     r->enc = gc_bert_encoder(r->model);
     /* prompts: given, or the model folder's; what is used is what the saved folder says */
     gc_prompts *prompts = gc_bert_prompts(r->model);
@@ -692,6 +706,10 @@ static int setup_and_train(run *r) {
     if ((r->qprompt && *r->qprompt) || (r->pprompt && *r->pprompt))
         snprintf(r->fingerprint + fp, sizeof r->fingerprint - (size_t)fp, "prompts=%08x/%08x\n",
                  prompt_hash(r->qprompt), prompt_hash(r->pprompt));
+    if (prec != GC_PRECISION_FP32) /* fp32 adds no line: its checkpoints stay as they were */
+        snprintf(r->fingerprint + strlen(r->fingerprint),
+                 sizeof r->fingerprint - strlen(r->fingerprint), "precision=%s\n",
+                 gc_precision_name(prec));
     gc_trainer_config tc = {
         .batch = (int)o->batch,
         .accumulation = (int)o->accum,

@@ -106,6 +106,21 @@ gc_status gc_bert_set_precision(gc_bert *m, gc_precision p) {
     return bert_weights_set_precision(&m->w, p);
 }
 
+gc_precision gc_precision_for_cpu(gc_precision want, const char **note) {
+    static _Thread_local char buf[200];
+    const char *isa = NULL;
+    if (note) *note = NULL;
+    if (want != GC_PRECISION_BF16 || gc_matmul_bf16_native(&isa)) return want;
+    if (note) {
+        snprintf(buf, sizeof buf,
+                 "no native bf16 on this CPU (oneDNN ISA %s): running fp32, faster than "
+                 "oneDNN's bf16 emulation",
+                 isa);
+        *note = buf;
+    }
+    return GC_PRECISION_FP32;
+}
+
 gc_precision gc_bert_get_precision(const gc_bert *m) {
     return m ? m->w.precision : GC_PRECISION_FP32;
 }
