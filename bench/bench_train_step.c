@@ -1,7 +1,7 @@
 /* bench_train_step.c: time the gradient-cache training step on a BERT model folder.
  *
  *   bench_train_step [--model DIR] [--batch 64] [--chunk 32] [--qlen 32] [--plen 128]
- *                    [--steps 3] [--no-cache]
+ *                    [--steps 3] [--no-cache] [--precision fp32|bf16]
  *
  * Every query has qlen tokens and every passage plen tokens ([CLS], random ids, [SEP]), the
  * loss is InfoNCE over in-batch negatives (tau 0.05), dropout as in the model's config. One
@@ -45,6 +45,7 @@ static void make_batch(gc_token_batch *tb, int32_t *ids, int64_t *offs, int n, i
 int main(int argc, char **argv) {
     const char *model_dir = GC_MODEL_DIR;
     int batch = 64, chunk = 32, qlen = 32, plen = 128, steps = 3, no_cache = 0;
+    gc_precision prec = GC_PRECISION_FP32;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (i + 1 < argc && strcmp(a, "--model") == 0)
@@ -61,9 +62,12 @@ int main(int argc, char **argv) {
             steps = atoi(argv[++i]);
         else if (strcmp(a, "--no-cache") == 0)
             no_cache = 1;
-        else {
+        else if (i + 1 < argc && strcmp(a, "--precision") == 0) {
+            if (gc_precision_parse(argv[++i], &prec) != GC_OK) return 2;
+        } else {
             fprintf(stderr, "usage: bench_train_step [--model DIR] [--batch N] [--chunk N] "
-                            "[--qlen N] [--plen N] [--steps N] [--no-cache]\n");
+                            "[--qlen N] [--plen N] [--steps N] [--no-cache] "
+                            "[--precision fp32|bf16]\n");
             return 2;
         }
     }
@@ -72,6 +76,7 @@ int main(int argc, char **argv) {
     gc_status st = gc_bert_load(&m, model_dir);
     if (st) return fail(model_dir, st);
     const gc_bert_config *cfg = gc_bert_get_config(m);
+    if ((st = gc_bert_set_precision(m, prec))) return fail("precision", st);
     int maxlen = qlen > plen ? qlen : plen;
     if (no_cache) chunk = batch;
 
@@ -117,10 +122,10 @@ int main(int argc, char **argv) {
     double t4 = now();
     if (st) return fail("phases", st);
 
-    printf("gradcache C: MiniLM-L%d, batch %d, chunk %d, query %d / passage %d tokens, %s, "
+    printf("gradcache C: MiniLM-L%d, batch %d, chunk %d, query %d / passage %d tokens, %s, %s, "
            "%d threads: %.3f s/step, %.2f pairs/s (loss %.4f)\n",
            cfg->layers, batch, chunk, qlen, plen, no_cache ? "no cache" : "gradient cache",
-           omp_get_max_threads(), per_step, batch / per_step, stats.loss);
+           gc_precision_name(prec), omp_get_max_threads(), per_step, batch / per_step, stats.loss);
     printf("  one passage chunk of %d: encode %.3f s, forward %.3f s, backward %.3f s\n", a.count,
            t2 - t1, t3 - t2, t4 - t3);
     free(reps);

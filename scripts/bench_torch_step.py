@@ -30,6 +30,7 @@ def main():
     ap.add_argument("--plen", type=int, default=128)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--no-cache", action="store_true")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast around the encoder")
     args = ap.parse_args()
 
     import torch
@@ -51,8 +52,9 @@ def main():
 
     def encode(ids):
         mask = torch.ones_like(ids)
-        h = model(input_ids=ids, attention_mask=mask).last_hidden_state
-        return F.normalize(h.mean(1), dim=-1)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            h = model(input_ids=ids, attention_mask=mask).last_hidden_state
+        return F.normalize(h.float().mean(1), dim=-1)
 
     def loss_fn(q, p):
         return F.cross_entropy(q @ p.T / 0.05, torch.arange(q.shape[0]))
@@ -88,7 +90,7 @@ def main():
     for _ in range(args.steps):
         loss = step()
     per_step = (time.perf_counter() - t0) / args.steps
-    mode = "no cache" if args.no_cache else "gradient cache"
+    mode = ("no cache" if args.no_cache else "gradient cache") + (", bf16 autocast" if args.bf16 else "")
     print(f"gradcache PyTorch {torch.__version__}: MiniLM-L{model.config.num_hidden_layers}, "
           f"batch {args.batch}, chunk {args.chunk}, query {args.qlen} / passage {args.plen} "
           f"tokens, {mode}, {torch.get_num_threads()} threads: {per_step:.3f} s/step, "
