@@ -60,8 +60,8 @@ for r in $(seq "$REPEAT"); do
                 case $impl in
                 c_fp32) v=$("$BUILD/bench_train_step" --model "$MODEL" "${common[@]}" "${nc[@]}" --precision fp32 | rate) ;;
                 c_bf16) v=$("$BUILD/bench_train_step" --model "$MODEL" "${common[@]}" "${nc[@]}" --precision bf16 | rate) ;;
-                torch_fp32) v=$("$PY" "$ROOT/scripts/bench_torch_step.py" --model "$MODEL" --threads "$THREADS" "${common[@]}" "${nc[@]}" | rate) ;;
-                torch_bf16) v=$("$PY" "$ROOT/scripts/bench_torch_step.py" --model "$MODEL" --threads "$THREADS" "${common[@]}" "${nc[@]}" --bf16 | rate) ;;
+                torch_fp32) v=$("$PY" "$ROOT/scripts/bench_torch_step.py" --model "$MODEL" --threads "$THREADS" "${common[@]}" "${nc[@]}" 2>/dev/null | rate) ;;
+                torch_bf16) v=$("$PY" "$ROOT/scripts/bench_torch_step.py" --model "$MODEL" --threads "$THREADS" "${common[@]}" "${nc[@]}" --bf16 2>/dev/null | rate) ;;
                 esac
                 echo "q$q/p$p B$b $mode $impl round $r: $v"
                 echo "q$q/p$p/B$b $mode $impl $v" >> "$RES"
