@@ -51,6 +51,14 @@ void gc_bert_set_dropout(gc_bert *m, float p);
  * tokenizer.json, tokenizer_config.json, special_tokens_map.json) are copied from
  * tokenizer_src_dir when it has them. out_dir is created if needed. */
 gc_status gc_bert_save(const gc_bert *m, const char *out_dir, const char *tokenizer_src_dir);
+/* The tokenizer may not have ids past config.json's vocab_size (the embedding table has no row
+ * for them): GC_ERR_FORMAT naming dir. */
+struct gc_tokenizer;
+gc_status gc_bert_check_tokenizer(const gc_bert *m, const struct gc_tokenizer *tok,
+                                  const char *dir);
+/* "model_config=...\nmodel_tokenizer=...\nmodel_weights=...\n": crc32 digests of a model
+ * folder's config files, tokenizer files and weights (for binding a checkpoint to its start). */
+gc_status gc_bert_model_digest(const char *dir, char *buf, size_t cap);
 
 /* Arithmetic of the matrix products. FP32: float everywhere (the default). BF16: the inputs
  * of the linear layers' products (activations and weights, forward and backward) are rounded

@@ -31,6 +31,57 @@ gc_status gc_write_file_atomic(const char *path, const void *data, size_t n);
 /* mkdir -p */
 gc_status gc_mkdirs(const char *path);
 
+/* What the atomic writer does with what is already at `path`: a missing or regular file is
+ * replaced by rename (keeping the old file's mode); a symbolic link is followed, so the link
+ * stays and its target gets the bytes; an existing device, FIFO or socket is opened and written
+ * in place (never replaced; commit only closes it, abort cannot undo); a folder is refused. The
+ * _mode variants give a new file `mode` instead of 0644 (-1: 0644). */
+gc_status gc_afile_open_mode(gc_afile **out, const char *path, int mode);
+gc_status gc_write_file_atomic_mode(const char *path, const void *data, size_t n, int mode);
+
+/* GC_OK when `path` is (or links to) a regular file; else an error with the real reason: no
+ * such file, a folder, a symbolic link loop, not a regular file, permission denied. */
+gc_status gc_check_regular_file(const char *path);
+/* 0: nothing there; 1: a regular file (or a link to one); -1: something else or unreadable
+ * (gc_check_regular_file says what). */
+int gc_path_kind(const char *path);
+
+/* Untrusted text (file names, values from files) for a message: printable UTF-8 is kept, other
+ * bytes are written \n, \t or \xNN, and after max_bytes of src the rest is cut to
+ * "...(N more bytes)". Always NUL-terminates dst (cap > 0); returns the length written. */
+size_t gc_quote_text(char *dst, size_t cap, const char *src, size_t max_bytes);
+
+/* crc32 (zlib's) and size of a file's bytes, read in pieces. */
+gc_status gc_file_crc32(const char *path, uint32_t *crc, uint64_t *size);
+
+/* ---- folders as one commit (src/io/snapshot.c) ----
+ *
+ * One writer per folder: gc_dir_lock_acquire takes "<parent>/.<name>.lock" with flock (so a
+ * killed holder holds nothing) and writes its pid there; a second caller gets GC_ERR_IO naming
+ * that pid. release removes the file. A snapshot of folder `dir` is built in a fresh sibling
+ * "<parent>/.<name>.snap-XXXXXX" (begin; tmp gets its path), filled with the atomic writer, and
+ * commit swaps it with `dir` in one rename (renameat2 RENAME_EXCHANGE; `dir` may be missing or
+ * a folder, never anything else), then removes the old one: a reader of `dir` sees the old
+ * snapshot or the new one, never a mix. A failed commit removes tmp and leaves `dir` as it
+ * was; abort removes tmp. cleanup (with the lock held) removes what an interrupted run left:
+ * sibling snapshot folders of `dir` and atomic writers' "*.tmp.XXXXXX" files inside it. */
+typedef struct gc_dir_lock gc_dir_lock;
+gc_status gc_dir_lock_acquire(gc_dir_lock **out, const char *dir);
+void gc_dir_lock_release(gc_dir_lock *l);
+gc_status gc_snapshot_begin(const char *dir, char *tmp, size_t cap);
+gc_status gc_snapshot_commit(const char *tmp, const char *dir);
+void gc_snapshot_abort(const char *tmp);
+gc_status gc_snapshot_cleanup(const char *dir, int *removed);
+/* Remove a file or a folder tree (symbolic links are removed, never followed). */
+void gc_remove_tree(const char *path);
+
+/* Refuse (GC_ERR_INVALID_ARG, naming both) an output `target` (described as `what`, e.g.
+ * "--log") that is one of the inputs (the same st_dev/st_ino, so hard links and symlinks are
+ * seen), one of the files of an input folder, or, when target is a folder, one that holds an
+ * input or lies inside an input folder. A target that does not exist passes. */
+gc_status gc_check_not_input(const char *target, const char *what, const char *const *inputs,
+                             int n);
+
 /* ---- safetensors ---- */
 
 /* F32, F16 and BF16 can be read as float32. The other safetensors dtypes are accepted by

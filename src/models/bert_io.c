@@ -1,10 +1,12 @@
 /* bert_io.c: BERT model folders in and out: Hugging Face config.json, sentence-transformers
  * module files (modules.json, sentence_bert_config.json, 1_Pooling/config.json, Normalize),
  * and model.safetensors weights, every shape checked against the config. */
+#define _GNU_SOURCE /* realpath */
 #include "models/bert_internal.h"
 #include "models/st_config.h"
 
 #include "gc_io.h"
+#include "gc_tokenizer.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 #define PATH_MAX_LEN 4096
 
@@ -24,9 +27,12 @@ static gc_status join(char *buf, const char *dir, const char *name) {
     return GC_OK;
 }
 
-static int is_file(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+/* An optional file: 0 absent, 1 there; an error (with the real reason) when something else is
+ * in its place. */
+static gc_status optional_file(const char *path, int *present) {
+    int k = gc_path_kind(path);
+    *present = k == 1;
+    return k < 0 ? gc_check_regular_file(path) : GC_OK;
 }
 
 static int is_dir(const char *path) {
@@ -44,7 +50,8 @@ static gc_status with_path(gc_status st, const char *path) {
 /* Parse a JSON file that must hold an object. */
 static gc_status load_json_object(json_t **out, const char *path, size_t flags) {
     *out = NULL;
-    if (!is_file(path)) return gc_set_error(GC_ERR_IO, "%s: no such file", path);
+    gc_status st0 = gc_check_regular_file(path);
+    if (st0 != GC_OK) return st0;
     char *text = NULL;
     size_t len = 0;
     gc_status st = gc_read_file(path, &text, &len);
@@ -139,6 +146,10 @@ gc_status gc_bert_config_from_json(gc_bert_config *cfg, const char *config_path)
     c.max_seq_length = c.max_position;
     st = bert_config_validate(&c);
     if (st != GC_OK) return with_path(st, config_path);
+    /* sentence-transformers (and the padding of every batch) need the pad token in the table */
+    if (c.pad_id < 0 || c.pad_id >= c.vocab_size)
+        return gc_set_error(GC_ERR_FORMAT, "%s: pad_token_id %d is outside the vocabulary (0..%d)",
+                            config_path, c.pad_id, c.vocab_size - 1);
     *cfg = c;
     return GC_OK;
 }
@@ -307,20 +318,22 @@ static gc_status read_max_seq_length(gc_bert_config *cfg, const char *dir) {
     json_t *root = NULL;
     gc_status st = join(path, dir, "sentence_bert_config.json");
     if (st != GC_OK) return st;
-    int msl = 0;
-    if (is_file(path)) {
+    int msl = 0, present = 0;
+    if ((st = optional_file(path, &present)) != GC_OK) return st;
+    if (present) {
         if ((st = load_json_object(&root, path, 0)) != GC_OK) return st;
         st = get_int(root, path, "max_seq_length", 0, 0, &msl);
         json_t *v = json_object_get(root, "max_seq_length");
-        int present = v && !json_is_null(v);
+        int given = v && !json_is_null(v);
         json_decref(root);
         if (st != GC_OK) return st;
-        if (present && msl < 1)
+        if (given && msl < 1)
             return gc_set_error(GC_ERR_FORMAT, "%s: max_seq_length %d", path, msl);
     }
     if (msl <= 0) {
         if ((st = join(path, dir, "tokenizer_config.json")) != GC_OK) return st;
-        if (is_file(path)) {
+        if ((st = optional_file(path, &present)) != GC_OK) return st;
+        if (present) {
             /* unset lengths are stored as 1e30-sized integers: read numbers as reals */
             if ((st = load_json_object(&root, path, JSON_DECODE_INT_AS_REAL)) != GC_OK) return st;
             json_t *v = json_object_get(root, "model_max_length");
@@ -372,13 +385,15 @@ static gc_status read_tensor(const gc_safetensors *sf, const char *path, const c
 
 /* Read every tensor of the table into w (shapes checked), and the pooler when there is one. */
 static gc_status load_weights(bert_weights *w, const char *path) {
-    if (!is_file(path)) {
+    int kind = gc_path_kind(path);
+    if (kind < 0) return gc_check_regular_file(path);
+    if (kind == 0) {
         char other[PATH_MAX_LEN];
         snprintf(other, sizeof other, "%s", path);
         char *slash = strrchr(other, '/');
         if (slash && (size_t)(slash - other) + 20 < sizeof other) {
             strcpy(slash + 1, "pytorch_model.bin");
-            if (is_file(other))
+            if (gc_path_kind(other) == 1)
                 return gc_set_error(GC_ERR_UNSUPPORTED,
                                     "%s: missing; only safetensors weights are read (found "
                                     "pytorch_model.bin)",
@@ -421,7 +436,8 @@ gc_status gc_bert_load(gc_bert **out, const char *model_dir) {
     memset(&lay, 0, sizeof lay);
     gc_status st = join(path, model_dir, "modules.json");
     if (st != GC_OK) return st;
-    int sbert = is_file(path);
+    int sbert = 0;
+    if ((st = optional_file(path, &sbert)) != GC_OK) return st;
     if (sbert) {
         if ((st = read_modules(&lay, model_dir, path)) != GC_OK) return st;
     } else {
@@ -522,16 +538,48 @@ static json_t *pooling_json(const gc_bert_config *c) {
                      "pooling_mode_lasttoken", 0, "include_prompt", 1);
 }
 
+/* Whether a symbolic link of a model folder may be followed when copying: its target must lie
+ * inside the folder, or, for a Hugging Face cache snapshot (".../snapshots/<revision>"), inside
+ * that model's cache folder (whose blobs/ the snapshot links into). */
+static int link_stays_home(const char *src_dir, const char *src) {
+    char *home = realpath(src_dir, NULL), *target = realpath(src, NULL);
+    int ok = 0;
+    if (home && target) {
+        size_t n = strlen(home);
+        ok = strncmp(target, home, n) == 0 && target[n] == '/';
+        char *slash = strrchr(home, '/');
+        if (!ok && slash && slash > home) {
+            *slash = '\0';
+            char *up = strrchr(home, '/');
+            if (up && strcmp(up + 1, "snapshots") == 0 && up > home) {
+                *up = '\0';
+                n = strlen(home);
+                ok = n > 0 && strncmp(target, home, n) == 0 && target[n] == '/';
+            }
+        }
+    }
+    free(home);
+    free(target);
+    return ok;
+}
+
+/* Copy a tokenizer file when it is a regular file of the model folder (or a link that stays
+ * there, see above), with the stricter of its mode and 0644. Anything else is not copied: a
+ * link out of the folder could carry any file of the machine into a folder meant for
+ * publishing. */
 static gc_status copy_file(const char *src_dir, const char *dst_dir, const char *name) {
     char src[PATH_MAX_LEN], dst[PATH_MAX_LEN];
     gc_status st = join(src, src_dir, name);
     if (st == GC_OK) st = join(dst, dst_dir, name);
     if (st != GC_OK) return st;
-    if (!is_file(src)) return GC_OK; /* a tokenizer need not have every file */
+    struct stat lsb, sb;
+    if (lstat(src, &lsb) != 0) return GC_OK; /* a tokenizer need not have every file */
+    if (S_ISLNK(lsb.st_mode) && !link_stays_home(src_dir, src)) return GC_OK;
+    if (stat(src, &sb) != 0 || !S_ISREG(sb.st_mode)) return GC_OK;
     char *data = NULL;
     size_t len = 0;
     if ((st = gc_read_file(src, &data, &len)) != GC_OK) return st;
-    st = gc_write_file_atomic(dst, data, len);
+    st = gc_write_file_atomic_mode(dst, data, len, (int)(sb.st_mode & 0644));
     free(data);
     return st;
 }
@@ -591,5 +639,60 @@ gc_status gc_bert_save(const gc_bert *m, const char *out_dir, const char *tokeni
         for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
             if ((st = copy_file(tokenizer_src_dir, out_dir, files[i])) != GC_OK) return st;
     }
+    return GC_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* checks across files */
+
+gc_status gc_bert_check_tokenizer(const gc_bert *m, const struct gc_tokenizer *tok,
+                                  const char *dir) {
+    if (!m || !tok) return gc_set_error(GC_ERR_INVALID_ARG, "bert_check_tokenizer: NULL argument");
+    int n = gc_tokenizer_vocab_size(tok);
+    if (n > m->w.cfg.vocab_size)
+        return gc_set_error(GC_ERR_FORMAT,
+                            "%s: the tokenizer has %d token ids but config.json's vocab_size is "
+                            "%d (the embedding table has no row for the rest)",
+                            dir ? dir : "model", n, m->w.cfg.vocab_size);
+    return GC_OK;
+}
+
+/* One crc32 over the (name, size, bytes) of the files of a group; absent files count by name. */
+static gc_status digest_group(const char *dir, const char *const *names, int n, char *line,
+                              size_t cap, const char *key) {
+    uint32_t c = (uint32_t)crc32(0L, Z_NULL, 0);
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        char path[PATH_MAX_LEN];
+        gc_status st = join(path, dir, names[i]);
+        if (st != GC_OK) return st;
+        int present = 0;
+        if ((st = optional_file(path, &present)) != GC_OK) return st;
+        uint32_t fc = 0;
+        uint64_t size = 0;
+        if (present && (st = gc_file_crc32(path, &fc, &size)) != GC_OK) return st;
+        char rec[320];
+        int k = snprintf(rec, sizeof rec, "%s:%d:%llu:%08x;", names[i], present,
+                         (unsigned long long)size, fc);
+        c = (uint32_t)crc32(c, (const Bytef *)rec, (uInt)k);
+        total += size;
+    }
+    snprintf(line, cap, "%s=crc32:%08x,bytes:%llu\n", key, c, (unsigned long long)total);
+    return GC_OK;
+}
+
+gc_status gc_bert_model_digest(const char *dir, char *buf, size_t cap) {
+    if (!dir || !buf || cap < 200) return gc_set_error(GC_ERR_INVALID_ARG, "bert_model_digest");
+    static const char *const config[] = {"config.json", "modules.json", "sentence_bert_config.json",
+                                         "1_Pooling/config.json"};
+    static const char *const tokenizer[] = {"vocab.txt", "tokenizer.json", "tokenizer_config.json",
+                                            "special_tokens_map.json"};
+    static const char *const weights[] = {"model.safetensors"};
+    char a[128], b[128], c[128];
+    gc_status st = digest_group(dir, config, 4, a, sizeof a, "model_config");
+    if (st == GC_OK) st = digest_group(dir, tokenizer, 4, b, sizeof b, "model_tokenizer");
+    if (st == GC_OK) st = digest_group(dir, weights, 1, c, sizeof c, "model_weights");
+    if (st != GC_OK) return st;
+    snprintf(buf, cap, "%s%s%s", a, b, c);
     return GC_OK;
 }

@@ -567,6 +567,55 @@ gc_status gc_trainer_save(gc_trainer *t, const char *path) {
     return st == GC_OK ? GC_OK : wrap(st, "writing the checkpoint");
 }
 
+/* The longest run a checkpoint can come from (the command line's --steps allows 10^15). */
+#define MAX_RUN_STEPS 1000000000000000ull
+
+/* What the crc cannot tell: fields that no run of this data can have written. Checked before
+ * anything is restored, so a refused checkpoint leaves the trainer as it was. */
+static gc_status check_checkpoint(gc_trainer *t, const gc_checkpoint *ck, const char *path) {
+    if (ck->step > MAX_RUN_STEPS || ck->epoch > ck->step || ck->position > ck->step ||
+        ck->optim_step > ck->step || ck->tau_step > ck->step)
+        return gc_set_error(GC_ERR_FORMAT,
+                            "%s: impossible position: step %llu, epoch %llu, batch %llu, optimizer "
+                            "steps %llu/%llu",
+                            path, (unsigned long long)ck->step, (unsigned long long)ck->epoch,
+                            (unsigned long long)ck->position, (unsigned long long)ck->optim_step,
+                            (unsigned long long)ck->tau_step);
+    if (ck->seed != t->cfg.seed)
+        return gc_set_error(GC_ERR_FORMAT, "%s: seed %llu, this run has %llu", path,
+                            (unsigned long long)ck->seed, (unsigned long long)t->cfg.seed);
+    if (!all_finite(ck->params, ck->num_params) || !all_finite(ck->state, ck->state_size) ||
+        !isfinite(ck->log_tau) || !all_finite(ck->tau_state, ck->tau_state_size))
+        return gc_set_error(GC_ERR_NUMERIC,
+                            "%s: holds non-finite parameters or optimizer state; not resuming",
+                            path);
+    if (t->cfg.optim.kind == GC_OPTIM_ADAMW) {
+        /* every store's state is its first moments, then its second moments (never negative) */
+        size_t so = 0;
+        for (int i = 0; i < t->nenc; i++) {
+            gc_param_store s = store_of(t, i);
+            size_t m = s.ops->optim_state_size(s.ctx);
+            for (size_t j = so + m / 2; j < so + m; j++)
+                if (ck->state[j] < 0)
+                    return gc_set_error(GC_ERR_FORMAT,
+                                        "%s: a negative second moment (value %zu of the optimizer "
+                                        "state)",
+                                        path, j);
+            so += m;
+        }
+        if (ck->tau_state_size == 2 && ck->tau_state[1] < 0)
+            return gc_set_error(GC_ERR_FORMAT, "%s: a negative second moment of log(tau)", path);
+    }
+    /* the batch index must lie within its epoch's order (== its length: the epoch is done) */
+    gc_status st = order_epoch(t, ck->epoch);
+    if (st != GC_OK) return st;
+    if (ck->position > t->nbatches)
+        return gc_set_error(GC_ERR_FORMAT, "%s: batch %llu of epoch %llu, which has %zu batches",
+                            path, (unsigned long long)ck->position, (unsigned long long)ck->epoch,
+                            t->nbatches);
+    return GC_OK;
+}
+
 gc_status gc_trainer_resume(gc_trainer *t, const char *path) {
     if (!t || !path) return gc_set_error(GC_ERR_INVALID_ARG, "trainer resume: NULL argument");
     t->host_current = 0;
@@ -578,6 +627,7 @@ gc_status gc_trainer_resume(gc_trainer *t, const char *path) {
         (ck.num_params != total(t, GC_PART_PARAMS) || ck.state_size != total(t, GC_PART_OPTIM) ||
          ck.tau_state_size != (t->topt ? gc_optim_state_size(t->topt) : 0)))
         st = gc_set_error(GC_ERR_INVALID_ARG, "%s does not match this model and optimizer", path);
+    if (st == GC_OK) st = check_checkpoint(t, &ck, path);
     size_t po = 0, so = 0;
     for (int i = 0; st == GC_OK && i < t->nenc; i++) {
         gc_param_store s = store_of(t, i);
