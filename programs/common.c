@@ -1,7 +1,9 @@
 /* common.c: messages, the strict option parser and model loading shared by the subcommands. */
 #include "cli.h"
+#include "gc_io.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,23 +20,31 @@ const char *cli_last_message(void) {
     return g_last_message;
 }
 
+/* Every message goes through gc_quote_text: file names and values from files may hold control
+ * bytes (a terminal would act on them) and may be very long. */
+static void emit(const char *prefix, const char *msg, const char *suffix) {
+    static char quoted[4 * 1024 + 64];
+    gc_quote_text(quoted, sizeof quoted, msg, 1024);
+    fprintf(stderr, "%s%s%s\n", prefix, quoted, suffix);
+}
+
 int cli_error(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(g_last_message, sizeof g_last_message, fmt, ap);
     va_end(ap);
-    if (cli_rank == 0) fprintf(stderr, "gradcache: error: %s\n", g_last_message);
+    if (cli_rank == 0) emit("gradcache: error: ", g_last_message, "");
     return CLI_EXIT_RUNTIME;
 }
 
 int cli_usage(const char *cmd, const char *fmt, ...) {
+    char suffix[128];
+    snprintf(suffix, sizeof suffix, " (see 'gradcache %s--help')", cmd ? cmd : "");
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(g_last_message, sizeof g_last_message, fmt, ap);
     va_end(ap);
-    if (cli_rank == 0)
-        fprintf(stderr, "gradcache: error: %s (see 'gradcache %s--help')\n", g_last_message,
-                cmd ? cmd : "");
+    if (cli_rank == 0) emit("gradcache: error: ", g_last_message, suffix);
     return CLI_EXIT_USAGE;
 }
 
@@ -42,9 +52,9 @@ void cli_note(const char *fmt, ...) {
     if (cli_rank != 0) return;
     va_list ap;
     va_start(ap, fmt);
-    fputs("gradcache: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    static char note[4096];
+    vsnprintf(note, sizeof note, fmt, ap);
+    emit("gradcache: ", note, "");
     va_end(ap);
 }
 
@@ -132,7 +142,9 @@ int cli_parse(const char *cmd, int argc, char **argv, int first, cli_opt *opts) 
         } else if (o->kind == OPT_INT) {
             rc = cli_parse_long(cmd, o->name, val, (long)o->min, (long)o->max, (long *)o->dst);
         } else {
-            rc = cli_parse_double(cmd, o->name, val, o->min, o->max, (double *)o->dst);
+            /* every number option ends up a float32 somewhere: past FLT_MAX it is inf */
+            rc = cli_parse_double(cmd, o->name, val, o->min, o->max < FLT_MAX ? o->max : FLT_MAX,
+                                  (double *)o->dst);
         }
         if (rc) return rc;
     }
@@ -150,7 +162,10 @@ int cli_load_model(const char *dir, gc_bert **model, gc_tokenizer **tok) {
     gc_status st = gc_tokenizer_load(tok, dir);
     if (st != GC_OK) return cli_fail(st, "loading the tokenizer");
     st = gc_bert_load(model, dir);
+    if (st == GC_OK) st = gc_bert_check_tokenizer(*model, *tok, dir);
     if (st != GC_OK) {
+        gc_bert_free(*model);
+        *model = NULL;
         gc_tokenizer_free(*tok);
         *tok = NULL;
         return cli_fail(st, "loading the model");

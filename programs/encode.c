@@ -235,6 +235,17 @@ int cmd_encode(int argc, char **argv) {
     if (!field) return cli_usage("encode ", "--field is required");
     if (!out) return cli_usage("encode ", "--out is required");
     if (threads > 0) omp_set_num_threads((int)threads);
+    /* --out before any work: never an input, and writable (a FIFO or device is not probed:
+     * opening it is already writing to it) */
+    {
+        const char *inputs[2] = {input, model_dir};
+        gc_status cst = gc_check_not_input(out, "--out", inputs, 2);
+        if (cst != GC_OK) return cli_usage("encode ", "%s", gc_last_error());
+        gc_afile *probe = NULL;
+        if (gc_path_kind(out) >= 0 && (cst = gc_afile_open(&probe, out)) != GC_OK)
+            return cli_fail(cst, "--out");
+        gc_afile_abort(probe);
+    }
 
     char **texts = NULL;
     size_t ntexts = 0;

@@ -1,8 +1,9 @@
 /* train.c: the `train` subcommand: options, messages, progress, the JSON log and signals around
  * the library's trainer (gc_trainer, src/train/trainer.c), which decides every number: data
  * order, accumulation, clipping, learning-rate and temperature updates, checkpoints and resume.
- * The data is tokenized once before the first step; the model folder is saved with gc_bert_save
- * beside the trainer's checkpoint.bin. */
+ * The data is tokenized once before the first step. --out is locked for the whole run, and each
+ * save is one snapshot (gc_snapshot_*): the model files with gc_bert_save and the trainer's
+ * checkpoint in training_state/, built beside --out and swapped in by one rename. */
 #include "cli.h"
 #include "fsutil.h"
 #include "gc_beir.h"
@@ -14,6 +15,7 @@
 #include "gc_tokenizer.h"
 #include "gc_train.h"
 
+#include <float.h>
 #include <jansson.h>
 
 #include <limits.h>
@@ -22,7 +24,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char TRAIN_HELP[] =
@@ -32,7 +36,8 @@ static const char TRAIN_HELP[] =
     "in-batch negatives (cosine similarity / temperature, like sentence-transformers'\n"
     "MultipleNegativesRankingLoss). Gradient Cache makes the gradient of a large batch exact\n"
     "while only one chunk's activations are in memory. One encoder is shared by queries and\n"
-    "passages. --out becomes a sentence-transformers model folder plus checkpoint.bin.\n"
+    "passages. --out becomes a sentence-transformers model folder; the state a --resume needs\n"
+    "is kept apart in DIR/training_state/ (leave that subfolder out when publishing).\n"
     "\n"
     "Data and output:\n"
     "  --model DIR              starting model (sentence-transformers or Hugging Face BERT)\n"
@@ -48,7 +53,10 @@ static const char TRAIN_HELP[] =
     "                           the model's \"query\" prompt); saved into --out\n"
     "  --passage-prompt TEXT    the same for passages (default: the model's \"passage\" or\n"
     "                           \"document\" prompt)\n"
-    "  --out DIR                output model folder (with checkpoint.bin)\n"
+    "  --out DIR                output model folder (with training_state/checkpoint.bin); a\n"
+    "                           non-empty folder without a checkpoint needs --overwrite\n"
+    "  --overwrite              replace a non-empty --out as a whole at the first save (never\n"
+    "                           an input's folder)\n"
     "  --log FILE               one JSON line per step (appended to on --resume), after a\n"
     "                           line with the run's options\n"
     "  --report FILE            the training report written at the end (needs --log; default:\n"
@@ -96,9 +104,9 @@ static const char TRAIN_HELP[] =
     "Running:\n"
     "  --threads N              OpenMP threads (default: all cores)\n"
     "  --save-every N           write the model and checkpoint every N steps (and at the end)\n"
-    "  --resume                 continue from DIR/checkpoint.bin; the options that change the\n"
-    "                           result must match the run that wrote it (--steps/--epochs may "
-    "grow)\n"
+    "  --resume                 continue from DIR/training_state/checkpoint.bin; the starting\n"
+    "                           --model and the options that change the result must match the\n"
+    "                           run that wrote it (--steps/--epochs may grow)\n"
     "  --stop-after N           stop after N steps of this invocation, saving a checkpoint\n"
     "  --help                   this text\n"
     "\n"
@@ -107,6 +115,8 @@ static const char TRAIN_HELP[] =
     "Every rank reads the same --train file; rank 0 alone writes --out, --log and progress,\n"
     "and evaluates --dev.\n"
     "\n"
+    "One run at a time per --out (a lock file beside it names the holder's pid). A save replaces\n"
+    "the whole folder in one rename: after a crash --out holds the last complete save.\n"
     "On SIGINT/SIGTERM the current step finishes, a checkpoint is saved and the exit status is\n"
     "130/143. A NaN or infinite loss stops the run with status 1; the last checkpoint is kept.\n"
     "With --dev the final metrics are printed as JSON on stdout.\n";
@@ -144,7 +154,7 @@ typedef struct train_opts {
     long batch, chunk, qchunk, pchunk, accum, steps, epochs, warmup, negatives, max_q, max_p;
     long seed, threads, save_every, stop_after;
     double lr, wd, max_grad_norm, temperature, dropout;
-    int no_cache, learn_temp, symmetric, resume;
+    int no_cache, learn_temp, symmetric, resume, overwrite;
     int dropout_set, negatives_set;
     const char *matryoshka;   /* --matryoshka as given */
     gc_matryoshka_config mat; /* parsed (count 0: off) */
@@ -165,16 +175,20 @@ typedef struct run {
     gc_tokenizer *tok;
     gc_encoder enc;
     gc_trainer *trainer;
-    char fingerprint[256];
+    char fingerprint[1024];
     char ckpt_path[4096];
+    const char *out; /* --out, its symlink resolved */
+    char out_buf[4096];
+    gc_dir_lock *lock;
     FILE *logf;
-    int created_out, saved_once;
+    int saved_once;
     int ks[3];
     gc_comm comm; /* MPI under mpirun, else the single process */
     int rank, size;
     int agreed_failure; /* every rank already knows the run failed (no final agreement) */
     int argc;           /* the command line, for the log's options record */
     char **argv;
+    int rc; /* open_out's exit status */
 } run;
 
 /* --- several ranks --- */
@@ -301,15 +315,40 @@ static int evaluate_dev(run *r, const char *when) {
 
 static int save_rank0(run *r, const char *when) {
     if (r->rank != 0) return 0; /* rank 0 writes; every rank holds the same state */
+    /* One snapshot: the model folder and training_state/checkpoint.bin, built beside --out and
+     * swapped in whole; a failure leaves --out as the last save left it. */
     gc_status st = gc_trainer_check_finite(r->trainer);
     if (st == GC_ERR_NUMERIC)
         return cli_error("%s; not saving (the last good checkpoint in %s is kept)", gc_last_error(),
                          r->o->out);
     if (st != GC_OK) return cli_fail(st, "saving");
-    st = gc_bert_save(r->model, r->o->out, r->o->model);
-    if (st != GC_OK) return cli_fail(st, "saving the model");
-    st = gc_trainer_save(r->trainer, r->ckpt_path);
+    char tmp[4400], state[4500];
+    st = gc_snapshot_begin(r->out, tmp, sizeof tmp);
     if (st != GC_OK) return cli_fail(st, "saving");
+    snprintf(state, sizeof state, "%s/training_state", tmp);
+    const char *what = "saving the model";
+    st = gc_bert_save(r->model, tmp, r->o->model);
+    if (st == GC_OK) {
+        what = "saving the checkpoint";
+        st = gc_mkdirs(state);
+    }
+    if (st == GC_OK) {
+        snprintf(state, sizeof state, "%s/training_state/checkpoint.bin", tmp);
+        st = gc_trainer_save(r->trainer, state);
+    }
+    if (st == GC_OK) {
+        what = "saving";
+        st = gc_snapshot_commit(tmp, r->out);
+    } else {
+        gc_snapshot_abort(tmp);
+    }
+    if (st != GC_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", gc_last_error());
+        return cli_error("%s: %s; %s", what, msg,
+                         r->saved_once || r->o->resume ? "the previous save in --out is unchanged"
+                                                       : "nothing was written to --out");
+    }
     r->saved_once = 1;
     return evaluate_dev(r, when);
 }
@@ -512,12 +551,12 @@ static int parse_train(int argc, char **argv, train_opts *o) {
         {"--accumulation-steps", OPT_INT, &o->accum, 1, IMAX, 0},
         {"--steps", OPT_INT, &o->steps, 1, 1e15, 0},
         {"--epochs", OPT_INT, &o->epochs, 1, 1e6, 0},
-        {"--lr", OPT_FLOAT, &o->lr, 0, 1e300, 0},
+        {"--lr", OPT_FLOAT, &o->lr, 0, FLT_MAX, 0},
         {"--optimizer", OPT_STR, &o->optimizer, 0, 0, 0},
-        {"--weight-decay", OPT_FLOAT, &o->wd, 0, 1e300, 0},
+        {"--weight-decay", OPT_FLOAT, &o->wd, 0, FLT_MAX, 0},
         {"--warmup", OPT_INT, &o->warmup, 0, 1e15, 0},
         {"--schedule", OPT_STR, &o->schedule, 0, 0, 0},
-        {"--max-grad-norm", OPT_FLOAT, &o->max_grad_norm, 0, 1e300, 0},
+        {"--max-grad-norm", OPT_FLOAT, &o->max_grad_norm, 0, FLT_MAX, 0},
         {"--temperature", OPT_FLOAT, &o->temperature, 1e-6, 1e6, 0},
         {"--learn-temperature", OPT_FLAG, &o->learn_temp, 0, 0, 0},
         {"--symmetric", OPT_FLAG, &o->symmetric, 0, 0, 0},
@@ -534,6 +573,7 @@ static int parse_train(int argc, char **argv, train_opts *o) {
         {"--matryoshka", OPT_STR, &o->matryoshka, 0, 0, 0},
         {"--report", OPT_STR, &o->report, 0, 0, 0},
         {"--no-report", OPT_FLAG, &o->no_report, 0, 0, 0},
+        {"--overwrite", OPT_FLAG, &o->overwrite, 0, 0, 0},
         {NULL, OPT_FLAG, NULL, 0, 0, 0},
     };
     int rc = cli_parse("train", argc, argv, 2, opts);
@@ -581,6 +621,66 @@ static void run_free(run *r) {
     free(r->ptext);
     free(r->ntext);
     if (r->logf) fclose(r->logf);
+    gc_dir_lock_release(r->lock);
+}
+
+/* --out: locked, cleaned of what an interrupted run left, and allowed (not an input, not a
+ * folder of something else); the --log target is not an input either. */
+static int open_out(run *r) {
+    const train_opts *o = r->o;
+    const char *inputs[3] = {o->train, o->dev, o->model};
+    r->rc = CLI_EXIT_RUNTIME;
+    r->out = o->out;
+    struct stat sb;
+    if (lstat(o->out, &sb) == 0 && S_ISLNK(sb.st_mode)) {
+        /* a link to a folder: the snapshot replaces the folder it names, the link stays */
+        if (!realpath(o->out, r->out_buf))
+            return cli_error("--out %s: cannot follow the link: %s", o->out, strerror(errno));
+        r->out = r->out_buf;
+    }
+    gc_status st = gc_check_not_input(r->out, "--out", inputs, 3);
+    if (st != GC_OK) {
+        r->rc = CLI_EXIT_USAGE;
+        return cli_usage("train ", "%s (--out may not be the --model folder or hold an input)",
+                         gc_last_error());
+    }
+    if (o->log && (st = gc_check_not_input(o->log, "--log", inputs, 3)) != GC_OK) {
+        r->rc = CLI_EXIT_USAGE;
+        return cli_usage("train ", "%s", gc_last_error());
+    }
+    int ostate = fs_dir_state(r->out);
+    if (ostate == FS_NOT_DIR) return cli_error("--out %s exists and is not a folder", o->out);
+    if (r->rank == 0) { /* the one writer */
+        if ((st = gc_dir_lock_acquire(&r->lock, r->out)) != GC_OK) return cli_fail(st, "--out");
+        int removed = 0;
+        gc_snapshot_cleanup(r->out, &removed);
+        if (removed)
+            cli_note("removed %d temporary file%s of an interrupted save of %s", removed,
+                     removed > 1 ? "s" : "", o->out);
+    }
+    ostate = fs_dir_state(r->out);
+    if (snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s/training_state/checkpoint.bin", r->out) >=
+        (int)sizeof r->ckpt_path)
+        return cli_error("--out path too long");
+    char legacy[4200];
+    snprintf(legacy, sizeof legacy, "%s/checkpoint.bin", r->out);
+    const int have_ckpt = fs_exists(r->ckpt_path);
+    if (!have_ckpt && fs_exists(legacy))
+        return cli_error(
+            "%s holds a checkpoint.bin of an earlier gradcache version, which this one "
+            "does not resume; choose another --out",
+            o->out);
+    if (o->resume && !have_ckpt) return cli_error("--resume: no checkpoint at %s", r->ckpt_path);
+    if (!o->resume && have_ckpt)
+        return cli_error("%s holds a checkpoint of an earlier run; pass --resume to continue it "
+                         "or choose another --out",
+                         o->out);
+    if (!o->resume && ostate == FS_NONEMPTY && !o->overwrite)
+        return cli_error("--out %s is not empty and holds no checkpoint to resume; pass "
+                         "--overwrite to replace it as a whole, or choose another --out",
+                         o->out);
+    r->rc = 0;
+    return 0;
 }
 
 static int setup_and_train(run *r) {
@@ -591,18 +691,7 @@ static int setup_and_train(run *r) {
     r->ks[2] = 100;
 
     /* the output folder first: a run that cannot save should fail before it trains */
-    int ostate = fs_dir_state(o->out);
-    if (ostate == FS_NOT_DIR) return cli_error("--out %s exists and is not a folder", o->out);
-    if (snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s/checkpoint.bin", o->out) >=
-        (int)sizeof r->ckpt_path)
-        return cli_error("--out path too long");
-    const int have_ckpt = fs_exists(r->ckpt_path);
-    if (o->resume && !have_ckpt) return cli_error("--resume: no checkpoint at %s", r->ckpt_path);
-    if (!o->resume && have_ckpt)
-        return cli_error("%s holds a checkpoint of an earlier run; pass --resume to continue it "
-                         "or choose another --out",
-                         o->out);
-
+    if (open_out(r)) return r->rc;
     /* data */
     st = gc_dataset_load_with(&r->data, o->train, &o->fields);
     if (st != GC_OK) return cli_fail(st, NULL);
@@ -704,12 +793,14 @@ static int setup_and_train(run *r) {
     /* prompts change the tokens, so a resume must use the same ones (recorded only when set, so
      * checkpoints of runs without prompts are unchanged) */
     if ((r->qprompt && *r->qprompt) || (r->pprompt && *r->pprompt))
-        snprintf(r->fingerprint + fp, sizeof r->fingerprint - (size_t)fp, "prompts=%08x/%08x\n",
-                 prompt_hash(r->qprompt), prompt_hash(r->pprompt));
+        fp += snprintf(r->fingerprint + fp, sizeof r->fingerprint - (size_t)fp,
+                       "prompts=%08x/%08x\n", prompt_hash(r->qprompt), prompt_hash(r->pprompt));
     if (prec != GC_PRECISION_FP32) /* fp32 adds no line: its checkpoints stay as they were */
-        snprintf(r->fingerprint + strlen(r->fingerprint),
-                 sizeof r->fingerprint - strlen(r->fingerprint), "precision=%s\n",
-                 gc_precision_name(prec));
+        fp += snprintf(r->fingerprint + fp, sizeof r->fingerprint - (size_t)fp, "precision=%s\n",
+                       gc_precision_name(prec));
+    /* the starting model: a checkpoint resumes only with the model and tokenizer it began from */
+    st = gc_bert_model_digest(o->model, r->fingerprint + fp, sizeof r->fingerprint - (size_t)fp);
+    if (st != GC_OK) return cli_fail(st, "--model");
     gc_trainer_config tc = {
         .batch = (int)o->batch,
         .accumulation = (int)o->accum,
@@ -767,19 +858,13 @@ static int setup_and_train(run *r) {
                  (unsigned long long)position);
     }
 
-    /* the output folder: created now, probed for writing before any work (by rank 0, the only
-     * one that writes) */
-    if (r->rank == 0) {
-        r->created_out = ostate == FS_MISSING;
-        st = gc_mkdirs(o->out);
-        if (st != GC_OK) return cli_fail(st, "--out");
+    if (r->rank == 0) { /* rank 0 alone writes --out and --log */
+        /* the output folder's parent: probed for a snapshot before any work */
         {
-            char probe[4200];
-            snprintf(probe, sizeof probe, "%s/.gradcache-write-test", o->out);
-            gc_afile *f = NULL;
-            st = gc_afile_open(&f, probe);
+            char tmp[4400];
+            st = gc_snapshot_begin(r->out, tmp, sizeof tmp);
             if (st != GC_OK) return cli_fail(st, "--out is not writable");
-            gc_afile_abort(f);
+            gc_snapshot_abort(tmp);
         }
         if (o->log) {
             r->logf = fopen(o->log, o->resume ? "a" : "w");
@@ -850,9 +935,7 @@ int cmd_train(int argc, char **argv) {
         if (!html && cli_report_path(o.log, path, sizeof path) == 0) html = path;
         if (html && cli_write_report(o.log, html) && rc == CLI_EXIT_OK) rc = CLI_EXIT_RUNTIME;
     }
-    /* a folder this run created and never saved into is removed again */
-    if (rc != CLI_EXIT_OK && r.created_out && !r.saved_once) rmdir(o.out);
-    run_free(&r);
+    run_free(&r); /* --out is only ever written by a whole snapshot: nothing to undo */
     gc_matmul_cleanup();
     if (mpi) gc_comm_mpi_free(&r.comm);
     return rc;

@@ -31,7 +31,7 @@ timeout 120 cat "$TMP/fifo2" > "$TMP/fromfifo.npy" &
 reader=$!
 "$G" "${E[@]}" --out "$TMP/fifo2" >/dev/null 2>"$TMP/err2"
 check "2: the FIFO is still a FIFO" test -p "$TMP/fifo2"
-[ -p "$TMP/fifo2" ] && { exec 4>"$TMP/fifo2"; exec 4>&-; } # let the reader finish either way
+[ -p "$TMP/fifo2" ] && { exec 4<>"$TMP/fifo2"; exec 4>&-; } # never blocks; lets a waiting reader finish
 wait $reader
 check "2: what went through the FIFO is the embeddings" cmp -s "$TMP/ref.npy" "$TMP/fromfifo.npy"
 echo old > "$TMP/target2.npy"
