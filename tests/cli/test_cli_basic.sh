@@ -69,7 +69,7 @@ check "eval --k drops the default" not grep -q '"recall@100"' "$TMP/out"
 ok "train" "$G" train --model "$TMP/tiny" --train "$FIX/pairs.jsonl" --out "$TMP/m1" \
     --batch-size 16 --chunk-size 5 --steps 3 --threads 1 --log "$TMP/m1.log"
 for f in config.json model.safetensors modules.json sentence_bert_config.json \
-         1_Pooling/config.json vocab.txt tokenizer_config.json checkpoint.bin; do
+         1_Pooling/config.json vocab.txt tokenizer_config.json training_state/checkpoint.bin; do
     check "train wrote $f" test -s "$TMP/m1/$f"
 done
 check "train log has 3 steps" test "$(grep -c '"step"' "$TMP/m1.log")" -eq 3

@@ -6,7 +6,7 @@
 
 make_tiny "$TMP/tiny"
 A=(--model "$TMP/tiny" --train "$FIX/pairs.jsonl" --batch-size 16 --chunk-size 8 --threads 1
-   --lr 1e-3 --save-every 1)
+   --lr 1e-3 --schedule constant --save-every 1)
 limited() { local kb="$1"; shift; ( trap '' XFSZ; ulimit -f "$kb"; exec "$@" ); }
 ok "uninterrupted 4 steps" "$G" train "${A[@]}" --steps 4 --out "$TMP/ref"
 mkdir "$TMP/d"

@@ -118,7 +118,7 @@ check "no temporary folders left" test -z "$(ls -A "$TMP" | grep '^\.')"
 DIV=(--model "$TMP/tiny" --train "$D" --batch-size 16 --steps 5 --threads 1 --optimizer sgd --lr 1e30 --max-grad-norm 0 --save-every 1)
 fails "NaN loss stops training" 1 "non-finite|not finite|diverged" "$G" train "${DIV[@]}" --out "$TMP/div" --log "$TMP/div.log"
 check "diverged after one good step" test "$(grep -c '"loss"' "$TMP/div.log")" -eq 1
-check "the good checkpoint is kept" test -s "$TMP/div/checkpoint.bin"
+check "the good checkpoint is kept" test -s "$TMP/div/training_state/checkpoint.bin"
 ok "the kept checkpoint is whole (resume to its own step)" "$G" train "${DIV[@]}" --steps 1 --out "$TMP/div" --resume
 
 finish test_cli_errors

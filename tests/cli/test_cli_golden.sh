@@ -17,14 +17,14 @@ RUN=(--model "$TMP/tiny" --train "$TMP/neg.jsonl" --steps 3 --threads 1 --dropou
      --learn-temperature --accumulation-steps 2 --batch-size 8 --chunk-size 3 --warmup 1 --lr 1e-3)
 ok "golden run" "$G" train "${RUN[@]}" --out "$TMP/run" --log "$TMP/log.jsonl"
 check "model.safetensors equals the fixture byte for byte" cmp "$TMP/run/model.safetensors" "$GOLD/model.safetensors"
-ok "checkpoint state equals the fixture" "$CKPT_CMP" "$TMP/run/checkpoint.bin" "$GOLD/checkpoint.bin"
+ok "checkpoint state equals the fixture" "$CKPT_CMP" "$TMP/run/training_state/checkpoint.bin" "$GOLD/checkpoint.bin"
 # the logged losses too (the timing fields differ; the options record is newer than the fixture)
 strip() { grep -v '^{"options": ' "$1" | sed -E 's/, "pairs_per_s": [^,]*, "step_s": [^}]*//'; }
 check "logged losses equal the fixture" cmp <(strip "$TMP/log.jsonl") <(strip "$GOLD/log.jsonl")
 
 # the comparison can fail: one more step gives another state
 ok "a longer run" "$G" train "${RUN[@]}" --steps 4 --out "$TMP/out4"
-check "ckpt_cmp notices a different state" not quiet "$CKPT_CMP" "$TMP/out4/checkpoint.bin" "$GOLD/checkpoint.bin"
+check "ckpt_cmp notices a different state" not quiet "$CKPT_CMP" "$TMP/out4/training_state/checkpoint.bin" "$GOLD/checkpoint.bin"
 check "cmp notices a different model" not cmp -s "$TMP/out4/model.safetensors" "$GOLD/model.safetensors"
 
 finish test_cli_golden
