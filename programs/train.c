@@ -650,6 +650,26 @@ static int open_out(run *r) {
     }
     int ostate = fs_dir_state(r->out);
     if (ostate == FS_NOT_DIR) return cli_error("--out %s exists and is not a folder", o->out);
+    if (o->log && ostate != FS_MISSING) {
+        /* a save replaces the whole of --out: a log inside it would be thrown away */
+        char logdir[4096], *slash;
+        snprintf(logdir, sizeof logdir, "%s", o->log);
+        slash = strrchr(logdir, '/');
+        if (slash) *slash = '\0';
+        char *rl = realpath(slash ? (logdir[0] ? logdir : "/") : ".", NULL);
+        char *ro = realpath(r->out, NULL);
+        size_t n = ro ? strlen(ro) : 0;
+        int inside = rl && ro && strncmp(rl, ro, n) == 0 && (rl[n] == '/' || rl[n] == '\0');
+        free(rl);
+        free(ro);
+        if (inside) {
+            r->rc = CLI_EXIT_USAGE;
+            return cli_usage("train ",
+                             "--log %s lies inside --out, which every save replaces as a whole; "
+                             "put the log beside it",
+                             o->log);
+        }
+    }
     if (r->rank == 0) { /* the one writer */
         if ((st = gc_dir_lock_acquire(&r->lock, r->out)) != GC_OK) return cli_fail(st, "--out");
         int removed = 0;

@@ -57,6 +57,9 @@ check "3: the dev data is untouched" cmp -s "$D" "$TMP/d3.jsonl"
 cp "$TMP/texts.jsonl" "$TMP/t3.jsonl"
 fails "3: encode --out is its input" - "input|same file" "$G" encode --model "$TMP/tiny" --input "$TMP/t3.jsonl" --field text --out "$TMP/t3.jsonl"
 check "3: the input is untouched" cmp -s "$TMP/texts.jsonl" "$TMP/t3.jsonl"
+mkdir -p "$TMP/o3e"
+fails "3: --log inside --out (every save replaces --out)" 2 "inside --out" "$G" train --model "$TMP/tiny" "${T[@]}" --steps 1 --out "$TMP/o3e" --log "$TMP/o3e/log.jsonl"
+rmdir "$TMP/o3e"
 check "3: no --out was made" test -z "$(ls -d "$TMP"/o3? 2>/dev/null)"
 
 # 4. a non-empty --out without a checkpoint needs --overwrite; --out may never be --model
