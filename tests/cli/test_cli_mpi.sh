@@ -30,7 +30,7 @@ for n in 2 3; do
     ok "$n ranks: the same gradient as one process" "$ST_DIFF" "$base" "$TMP/g$n/model.safetensors" "$TMP/g1/model.safetensors" 1e-5
 done
 lt0=$(awk 'BEGIN { printf "%.9g", log(0.05) }')
-lt() { "$CKPT_INFO" "$1/checkpoint.bin" | awk '$1 == "log_tau" { print $2 }'; }
+lt() { "$CKPT_INFO" "$1/training_state/checkpoint.bin" | awk '$1 == "log_tau" { print $2 }'; }
 d1=$(awk -v a="$(lt "$TMP/g1")" -v b="$lt0" 'BEGIN { print a - b }')
 for n in 2 3; do
     dn=$(awk -v a="$(lt "$TMP/g$n")" -v b="$lt0" 'BEGIN { print a - b }')
@@ -63,7 +63,7 @@ check "the losses move" not close "$(loss_at "$TMP/a1.log" 3)" "$(loss_at "$TMP/
 RUN=("${COMMON[@]}" --steps 6 --lr 1e-3)
 ok "uninterrupted" "$G" train "${RUN[@]}" --out "$TMP/u" --log "$TMP/u.log"
 ok "2 ranks, stopping after 3" mpi 2 train "${RUN[@]}" --stop-after 3 --out "$TMP/c1" --log "$TMP/c1.log"
-check "the 2-rank checkpoint is at step 3" grep -qx "step 3" <("$CKPT_INFO" "$TMP/c1/checkpoint.bin")
+check "the 2-rank checkpoint is at step 3" grep -qx "step 3" <("$CKPT_INFO" "$TMP/c1/training_state/checkpoint.bin")
 cp -r "$TMP/c1" "$TMP/c3"
 ok "resumed on 1 process" "$G" train "${RUN[@]}" --resume --out "$TMP/c1" --log "$TMP/r1.log"
 ok "resumed on 3 ranks" mpi 3 train "${RUN[@]}" --resume --out "$TMP/c3" --log "$TMP/r3.log"
@@ -85,7 +85,7 @@ timeout 300 mpirun -np 2 "$G" train "${ADAM[@]}" --out "$TMP/diff" --log "$TMP/d
 rc=$?
 check "data differing on rank 2: refused (exit $rc)" test $rc -ne 0 -a $rc -lt 124
 check "data differing on rank 2: the message names the rank" grep -q "training data differs on rank 2" "$TMP/err"
-check "data differing on rank 2: no step was taken" test ! -s "$TMP/diff.log" -a ! -e "$TMP/diff/checkpoint.bin"
+check "data differing on rank 2: no step was taken" test ! -s "$TMP/diff.log" -a ! -e "$TMP/diff/training_state/checkpoint.bin"
 timeout 300 mpirun -np 1 "$G" train "${ADAM[@]}" --out "$TMP/opt" : \
     -np 1 "$G" train "${ADAM[@]}" --seed 9 --out "$TMP/opt" >"$TMP/out" 2>"$TMP/err"
 rc=$?

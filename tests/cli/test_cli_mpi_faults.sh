@@ -30,7 +30,7 @@ start_job() {
     JOB=$!
     local i
     for i in $(seq 600); do
-        [ -e "$1/checkpoint.bin" ] && [ -n "$(rank_pid 1)" ] && return 0
+        [ -e "$1/training_state/checkpoint.bin" ] && [ -n "$(rank_pid 1)" ] && return 0
         sleep 0.1
     done
     return 1
@@ -58,10 +58,10 @@ wait_job 60
 check "after SIGKILL of rank 1 the job ends within 60 s, non-zero (status $RC)" test $RC -ne 0 -a $RC -ne 999
 check "the message names the lost rank" grep -q "rank 1 .*exited on signal 9" "$TMP/k.out"
 check "no rank is left" test -z "$(rank_pid 0)$(rank_pid 2)"
-check "the last checkpoint is valid" quiet "$CKPT_INFO" "$TMP/k/checkpoint.bin"
-step=$("$CKPT_INFO" "$TMP/k/checkpoint.bin" | awk '$1 == "step" { print $2 }')
+check "the last checkpoint is valid" quiet "$CKPT_INFO" "$TMP/k/training_state/checkpoint.bin"
+step=$("$CKPT_INFO" "$TMP/k/training_state/checkpoint.bin" | awk '$1 == "step" { print $2 }')
 ok "it resumes (from step $step)" "$G" train "${LONG[@]}" --resume --stop-after 2 --out "$TMP/k"
-check "and moves on by 2 steps" grep -qx "step $((step + 2))" <("$CKPT_INFO" "$TMP/k/checkpoint.bin")
+check "and moves on by 2 steps" grep -qx "step $((step + 2))" <("$CKPT_INFO" "$TMP/k/training_state/checkpoint.bin")
 [ $FAIL -eq 0 ] || sed 's/^/    /' "$TMP/k.out" | grep -v 'step [0-9]*/' | tail -20 >&2
 
 # --- SIGTERM on rank 2 ---
@@ -72,9 +72,9 @@ wait_job 60
 check "after SIGTERM of rank 2 the job ends with 143 (status $RC)" test $RC -eq 143
 check "rank 0 saved once" test "$(grep -c 'stopped by signal 15 at step' "$TMP/t.out")" -eq 1
 saved=$(sed -n 's/.*stopped by signal 15 at step \([0-9]*\);.*/\1/p' "$TMP/t.out")
-check "the checkpoint is that step's ($saved)" grep -qx "step $saved" <("$CKPT_INFO" "$TMP/t/checkpoint.bin")
+check "the checkpoint is that step's ($saved)" grep -qx "step $saved" <("$CKPT_INFO" "$TMP/t/training_state/checkpoint.bin")
 ok "it resumes on 2 ranks" mpi 2 train "${LONG[@]}" --resume --stop-after 1 --out "$TMP/t"
-check "and moves on by 1 step" grep -qx "step $((saved + 1))" <("$CKPT_INFO" "$TMP/t/checkpoint.bin")
+check "and moves on by 1 step" grep -qx "step $((saved + 1))" <("$CKPT_INFO" "$TMP/t/training_state/checkpoint.bin")
 [ $FAIL -eq 0 ] || sed 's/^/    /' "$TMP/t.out" | grep -v 'step [0-9]*/' | tail -20 >&2
 
 finish test_cli_mpi_faults
