@@ -1,12 +1,13 @@
 /* beir.c: BEIR-format evaluation data (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv) and its
  * metrics as pytrec_eval computes them (see gc_beir.h).
  *
- * Ranking follows retrieval.c: blocks of queries against blocks of documents through
- * gc_matmul, a bounded heap of the best 100 per query. Ties are broken as trec_eval breaks them
+ * Ranking is the blocked top-k search of topk.c (the best 100 per query), as for the pairs
+ * metrics. Ties are broken as trec_eval breaks them
  * (greater document id first), through a precomputed rank of every id, so the comparison
  * stays an integer one. */
 #include "gc_beir.h"
 
+#include "eval/topk.h"
 #include "io/jsonl_internal.h"
 
 #include "gc_io.h"
@@ -534,48 +535,19 @@ static int32_t *tie_order(const gc_beir *b) {
     return key;
 }
 
-typedef struct hit {
-    float score;
-    int32_t key; /* tie order: lower first */
-    int32_t doc;
-} hit;
+typedef struct beir_ctx {
+    const gc_beir *b;
+    double *per; /* (nq, 6) per-query metrics */
+} beir_ctx;
 
-static inline int better(const hit *a, const hit *b) {
-    return a->score > b->score || (a->score == b->score && a->key < b->key);
-}
-
-/* Min-heap on "better": h[0] is the worst kept hit. */
-static void heap_push(hit *h, int *n, int cap, hit x) {
-    if (*n < cap) {
-        int i = (*n)++;
-        h[i] = x;
-        while (i > 0) {
-            int p = (i - 1) / 2;
-            if (!better(&h[p], &h[i])) break;
-            hit t = h[p];
-            h[p] = h[i];
-            h[i] = t;
-            i = p;
-        }
-        return;
-    }
-    if (!better(&x, &h[0])) return;
-    h[0] = x;
-    for (int i = 0;;) {
-        int l = 2 * i + 1, r = l + 1, w = i;
-        if (l < *n && better(&h[w], &h[l])) w = l;
-        if (r < *n && better(&h[w], &h[r])) w = r;
-        if (w == i) return;
-        hit t = h[i];
-        h[i] = h[w];
-        h[w] = t;
-        i = w;
-    }
-}
-
-static int hit_cmp(const void *a, const void *b) {
-    const hit *x = a, *y = b;
-    return better(x, y) ? -1 : better(y, x);
+static gc_status metrics_block(void *ctx, int q0, int mq, const int32_t *ranked, int stride,
+                               const int *n) {
+    beir_ctx *c = ctx;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < mq; i++)
+        query_metrics(c->b, (size_t)(q0 + i), ranked + (size_t)i * stride, n[i],
+                      c->per + (size_t)(q0 + i) * 6);
+    return GC_OK;
 }
 
 gc_status gc_beir_evaluate(const gc_beir *b, const float *q, const float *docs, int d,
@@ -583,54 +555,21 @@ gc_status gc_beir_evaluate(const gc_beir *b, const float *q, const float *docs, 
     gc_status st = check_args("gc_beir_evaluate", b, q, docs, d, out);
     if (st != GC_OK) return st;
     const int nq = (int)b->nqueries, nd = (int)b->ndocs;
-    int qb = cfg && cfg->query_block > 0 ? cfg->query_block : 256;
-    int db = cfg && cfg->doc_block > 0 ? cfg->doc_block : 2048;
-    if (qb > nq) qb = nq;
-    if (db > nd) db = nd;
-    const int depth = nd < DEPTH ? nd : DEPTH;
     int32_t *key = tie_order(b);
-    float *scores = malloc((size_t)qb * db * sizeof(float));
-    hit *heaps = malloc((size_t)qb * depth * sizeof(hit));
-    int *heap_n = malloc((size_t)qb * sizeof(int));
     double *per = malloc((size_t)nq * 6 * sizeof(double));
-    if (!key || !scores || !heaps || !heap_n || !per) {
+    if (!key || !per) {
         st = gc_set_error(GC_ERR_NOMEM, "gc_beir_evaluate: out of memory");
         goto done;
     }
-    for (int q0 = 0; q0 < nq; q0 += qb) {
-        const int mq = nq - q0 < qb ? nq - q0 : qb;
-        for (int i = 0; i < mq; i++) heap_n[i] = 0;
-        for (int d0 = 0; d0 < nd; d0 += db) {
-            const int md = nd - d0 < db ? nd - d0 : db;
-            /* scores (mq, md) = q[q0:q0+mq] (mq, d) @ docs[d0:d0+md]^T (d, md) */
-            st = gc_matmul(scores, q + (size_t)q0 * d, docs + (size_t)d0 * d, mq, md, d, 0, 1, 0);
-            if (st != GC_OK) goto done;
-#pragma omp parallel for schedule(static)
-            for (int i = 0; i < mq; i++) {
-                const float *row = scores + (size_t)i * md;
-                hit *h = heaps + (size_t)i * depth;
-                for (int j = 0; j < md; j++)
-                    heap_push(h, &heap_n[i], depth, (hit){row[j], key[d0 + j], d0 + j});
-            }
-        }
-#pragma omp parallel for schedule(static)
-        for (int i = 0; i < mq; i++) {
-            hit *h = heaps + (size_t)i * depth;
-            int32_t ranked[DEPTH];
-            qsort(h, (size_t)heap_n[i], sizeof *h, hit_cmp);
-            for (int k = 0; k < heap_n[i]; k++) ranked[k] = h[k].doc;
-            query_metrics(b, (size_t)(q0 + i), ranked, heap_n[i], per + (size_t)(q0 + i) * 6);
-        }
-    }
+    beir_ctx ctx = {b, per};
+    st = gc_topk_search(q, nq, docs, nd, d, DEPTH, key, cfg, metrics_block, &ctx);
+    if (st != GC_OK) goto done;
     double sum[6] = {0};
     for (int i = 0; i < nq; i++)
         for (int k = 0; k < 6; k++) sum[k] += per[(size_t)i * 6 + k];
     add_metrics(out, sum, (size_t)nq);
 done:
     free(key);
-    free(scores);
-    free(heaps);
-    free(heap_n);
     free(per);
     return st;
 }

@@ -1,57 +1,13 @@
-/* retrieval.c: exact retrieval metrics (recall@K, MRR@10, nDCG@10) by blocked scoring.
- *
- * For each block of queries, score blocks of documents with gc_matmul and push every score
- * into a bounded heap per query (the worst kept entry at the root). The relevant document's
- * score is read from the same matmul output as every other score, so its comparison with the
- * others is consistent whatever the block shapes. */
+/* retrieval.c: exact retrieval metrics (recall@K, MRR@10, nDCG@10) of a pairs file, where the
+ * relevant document of query i is document i, by the blocked top-k search of topk.c. The
+ * relevant document's score comes from the same matmul output as every other score, so its
+ * comparison with the others is consistent whatever the block shapes. */
 #include "gc_eval.h"
+
+#include "eval/topk.h"
 
 #include <math.h>
 #include <stdlib.h>
-
-typedef struct hit {
-    float score;
-    int doc;
-} hit;
-
-/* a ranks before b: higher score, then lower index */
-static inline int better(float sa, int da, float sb, int db) {
-    return sa > sb || (sa == sb && da < db);
-}
-
-/* Min-heap on "better": h[0] is the worst kept hit. */
-static void heap_sift_down(hit *h, int n, int i) {
-    for (;;) {
-        int l = 2 * i + 1, r = l + 1, w = i;
-        if (l < n && better(h[w].score, h[w].doc, h[l].score, h[l].doc)) w = l;
-        if (r < n && better(h[w].score, h[w].doc, h[r].score, h[r].doc)) w = r;
-        if (w == i) return;
-        hit t = h[i];
-        h[i] = h[w];
-        h[w] = t;
-        i = w;
-    }
-}
-
-static void heap_push(hit *h, int *n, int cap, float s, int doc) {
-    if (*n < cap) {
-        int i = (*n)++;
-        h[i].score = s;
-        h[i].doc = doc;
-        while (i > 0) { /* sift up: parent must be worse than child */
-            int p = (i - 1) / 2;
-            if (!better(h[p].score, h[p].doc, h[i].score, h[i].doc)) break;
-            hit t = h[p];
-            h[p] = h[i];
-            h[i] = t;
-            i = p;
-        }
-    } else if (better(s, doc, h[0].score, h[0].doc)) {
-        h[0].score = s;
-        h[0].doc = doc;
-        heap_sift_down(h, *n, 0);
-    }
-}
 
 static gc_status check_args(const char *fn, const float *q, const float *docs, int nq, int nd,
                             int d, const int *ks, int nk, gc_retrieval_metrics *out) {
@@ -106,63 +62,36 @@ static void summarize(const int *rank, int nq, const int *ks, int nk, gc_retriev
     out->ndcg10 = ndcg / nq;
 }
 
+/* rank[q] = 1 + the place of document q among query q's best, 0 when it is not among them. */
+static gc_status rank_block(void *ctx, int q0, int mq, const int32_t *ranked, int stride,
+                            const int *n) {
+    int *rank = ctx;
+    for (int i = 0; i < mq; i++) {
+        const int32_t *row = ranked + (size_t)i * stride;
+        rank[q0 + i] = 0;
+        for (int k = 0; k < n[i]; k++)
+            if (row[k] == q0 + i) {
+                rank[q0 + i] = k + 1;
+                break;
+            }
+    }
+    return GC_OK;
+}
+
 gc_status gc_eval_retrieval(const float *q, const float *docs, int nq, int nd, int d, const int *ks,
                             int nk, const gc_eval_config *cfg, gc_retrieval_metrics *out,
                             int *ranks) {
     gc_status st = check_args("gc_eval_retrieval", q, docs, nq, nd, d, ks, nk, out);
     if (st != GC_OK) return st;
-    int qb = cfg && cfg->query_block > 0 ? cfg->query_block : 256;
-    int db = cfg && cfg->doc_block > 0 ? cfg->doc_block : 2048;
-    if (qb > nq) qb = nq;
-    if (db > nd) db = nd;
     const int depth = depth_of(ks, nk, nd);
-
-    float *scores = malloc((size_t)qb * db * sizeof(float));
-    hit *heaps = malloc((size_t)qb * depth * sizeof(hit));
-    int *heap_n = malloc((size_t)qb * sizeof(int));
     int *rank = calloc((size_t)nq, sizeof(int));
-    if (!scores || !heaps || !heap_n || !rank) {
-        st = gc_set_error(GC_ERR_NOMEM, "gc_eval_retrieval: out of memory");
-        goto done;
-    }
-    for (int q0 = 0; q0 < nq; q0 += qb) {
-        const int mq = nq - q0 < qb ? nq - q0 : qb;
-        for (int i = 0; i < mq; i++) heap_n[i] = 0;
-        for (int d0 = 0; d0 < nd; d0 += db) {
-            const int md = nd - d0 < db ? nd - d0 : db;
-            /* scores (mq, md) = q[q0:q0+mq] (mq, d) @ docs[d0:d0+md]^T (d, md) */
-            st = gc_matmul(scores, q + (size_t)q0 * d, docs + (size_t)d0 * d, mq, md, d, 0, 1, 0);
-            if (st != GC_OK) goto done;
-#pragma omp parallel for schedule(static)
-            for (int i = 0; i < mq; i++) {
-                const float *row = scores + (size_t)i * md;
-                hit *h = heaps + (size_t)i * depth;
-                for (int j = 0; j < md; j++) heap_push(h, &heap_n[i], depth, row[j], d0 + j);
-            }
-        }
-#pragma omp parallel for schedule(static)
-        for (int i = 0; i < mq; i++) {
-            const hit *h = heaps + (size_t)i * depth;
-            const int rel = q0 + i;
-            int found = -1;
-            for (int k = 0; k < heap_n[i]; k++)
-                if (h[k].doc == rel) found = k;
-            int r = 0;
-            if (found >= 0) {
-                r = 1;
-                for (int k = 0; k < heap_n[i]; k++)
-                    if (better(h[k].score, h[k].doc, h[found].score, rel)) r++;
-            }
-            rank[rel] = r;
-        }
-    }
+    if (!rank) return gc_set_error(GC_ERR_NOMEM, "gc_eval_retrieval: out of memory");
+    st = gc_topk_search(q, nq, docs, nd, d, depth, NULL, cfg, rank_block, rank);
+    if (st != GC_OK) goto done;
     summarize(rank, nq, ks, nk, out);
     if (ranks)
         for (int i = 0; i < nq; i++) ranks[i] = rank[i];
 done:
-    free(scores);
-    free(heaps);
-    free(heap_n);
     free(rank);
     return st;
 }
