@@ -90,24 +90,3 @@ int fs_publish_dir(const char *tmp, const char *out) {
     }
     return 0;
 }
-
-void fs_remove_tree(const char *path) {
-    struct stat sb;
-    if (lstat(path, &sb) != 0) return;
-    if (S_ISDIR(sb.st_mode)) {
-        DIR *d = opendir(path);
-        if (d) {
-            struct dirent *e;
-            while ((e = readdir(d)) != NULL) {
-                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-                char child[4096];
-                int n = snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-                if (n > 0 && (size_t)n < sizeof child) fs_remove_tree(child);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}

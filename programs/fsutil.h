@@ -14,8 +14,6 @@ int fs_dir_state(const char *path);
 int fs_make_temp_dir(const char *target, const char *tag, char *buf, size_t cap);
 /* Rename the finished folder tmp to out (which must be missing or an empty folder). */
 int fs_publish_dir(const char *tmp, const char *out);
-/* Remove a folder this process made and everything in it (no symlinks followed). */
-void fs_remove_tree(const char *path);
 /* Whether a file exists. */
 int fs_exists(const char *path);
 

@@ -128,8 +128,8 @@ int cmd_init(int argc, char **argv) {
            cfg.layers, cfg.hidden, cfg.heads, cfg.vocab_size, gc_bert_num_params(m));
     rc = CLI_EXIT_OK;
 done:
-    if (tmp[0]) fs_remove_tree(tmp);
-    if (tokdir[0]) fs_remove_tree(tokdir);
+    if (tmp[0]) gc_remove_tree(tmp);
+    if (tokdir[0]) gc_remove_tree(tokdir);
     free(vtext);
     gc_bert_free(m);
     return rc;

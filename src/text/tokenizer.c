@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Longer words become [UNK] (WordPiece's max_input_chars_per_word in BertTokenizerFast). */
 #define MAX_WORD_CHARS 100
@@ -401,11 +402,11 @@ static gc_status read_file(const char *path, char **data, size_t *len) {
         n += got;
         if (got == 0) break;
     }
-    int bad = ferror(f);
+    int bad = ferror(f), e = errno; /* a folder opens, and its read fails with EISDIR */
     fclose(f);
     if (bad) {
         free(buf);
-        return gc_set_error(GC_ERR_IO, "cannot read %s", path);
+        return gc_set_error(GC_ERR_IO, "cannot read %s: %s", path, strerror(e));
     }
     buf[n] = '\0';
     *data = buf;
@@ -441,11 +442,11 @@ gc_status gc_tokenizer_from_vocab(gc_tokenizer **out, const char *vocab_path,
 /* ------------------------------------------------------------------------------------------ */
 /* Model folders: tokenizer_config.json, tokenizer.json, vocab.txt */
 
+/* Whether path names anything but a missing file: a folder, a symbolic-link loop or an
+ * unreadable file counts, so that reading it reports the real reason. */
 static int file_exists(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    fclose(f);
-    return 1;
+    struct stat sb;
+    return stat(path, &sb) == 0 || errno != ENOENT;
 }
 
 static gc_status load_json(const char *path, json_t **out) {

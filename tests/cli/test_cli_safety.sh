@@ -159,6 +159,12 @@ fails "15: config.json is a symlink loop" - "symbolic links|loop" "$G" encode --
 rm "$TMP/m15/config.json" && cp "$TMP/tiny/config.json" "$TMP/m15/config.json"
 rm "$TMP/m15/model.safetensors" && mkdir "$TMP/m15/model.safetensors"
 fails "15: model.safetensors is a folder" - "folder|directory" "$G" encode --model "$TMP/m15" --input "$TMP/texts.jsonl" --field text --out "$TMP/o15.npy"
+rm -r "$TMP/m15/model.safetensors" && cp "$TMP/tiny/model.safetensors" "$TMP/m15/model.safetensors"
+rm -f "$TMP/m15/tokenizer.json" && rm "$TMP/m15/vocab.txt" && mkdir "$TMP/m15/vocab.txt"
+fails "15: vocab.txt is a folder" - "vocab.txt.*directory" "$G" encode --model "$TMP/m15" --input "$TMP/texts.jsonl" --field text --out "$TMP/o15.npy"
+rm -r "$TMP/m15/vocab.txt" && ln -s vocab.txt "$TMP/m15/vocab.txt"
+fails "15: vocab.txt is a symlink loop" - "vocab.txt.*symbolic links" "$G" encode --model "$TMP/m15" --input "$TMP/texts.jsonl" --field text --out "$TMP/o15.npy"
+check "15: ... and not 'neither ... found'" not grep -qi "neither" "$TMP/err"
 
 # 16. pad_token_id outside the vocabulary is refused
 cp -r "$TMP/tiny" "$TMP/m16"
