@@ -88,7 +88,11 @@ void gc_bert_sync_weights(gc_bert *m);
 
 /* Size the activation buffers: chunks of up to max_chunk sequences of up to max_len tokens,
  * `slots` activation slots (see gc_encode_args.slot). Allocates once; a step never does. */
+#define GC_BERT_MAX_SLOTS 65536
 gc_status gc_bert_reserve(gc_bert *m, int max_chunk, int max_len, int slots);
+/* The bytes gc_bert_reserve (slots >= 1) or gc_bert_reserve_inference (slots 0) would allocate
+ * for these sizes, allocating nothing (0 for impossible sizes). */
+size_t gc_bert_reserve_bytes(const gc_bert *m, int max_chunk, int max_len, int slots);
 /* Size the buffers for encoding only (the encoder's encode; forward and backward are then
  * refused): one layer's worth, reused by every layer, and no attention probabilities kept.
  * Each reservation replaces the one before. */

@@ -52,7 +52,7 @@ typedef struct gc_encoder_reserve {
     int max_count; /* most examples in one encode/forward/backward call */
     int max_len;   /* longest example (tokens for text encoders) */
     int slots;     /* activation slots forward may keep into (1, or 2 for a shared encoder in
-                      no-cache mode) */
+                      no-cache mode, or as many as a memory-budget plan keeps chunks) */
 } gc_encoder_reserve;
 
 /* ---- the parameter store ---- */
@@ -127,6 +127,10 @@ typedef struct gc_encoder_ops {
     /* The encoder's parameter store (valid while the encoder lives). */
     gc_param_store (*store)(void *ctx);
     void (*free)(void *ctx);
+    /* Optional (NULL: the engine cannot plan for a memory budget). The bytes reserve(r) would
+     * hold (activation slots, scratch) without allocating anything; the bytes one example's
+     * activations take at max_len are reserve_bytes({1, max_len, 2}) - ({1, max_len, 1}). */
+    size_t (*reserve_bytes)(void *ctx, const gc_encoder_reserve *r);
 } gc_encoder_ops;
 
 typedef struct gc_encoder {

@@ -36,7 +36,32 @@ typedef struct gc_engine_config {
     int learn_temperature; /* compute d loss / d log tau for the caller's optimizer */
     uint64_t seed;
     gc_matryoshka_config matryoshka; /* count 0: the plain loss; else gc_matryoshka_infonce */
+    /* Memory-budget planner (0: off). Bytes the step may hold: the engine's buffers and loss
+     * workspace, the encoders' parameters, gradients and AdamW moments (16 bytes a parameter),
+     * and what the encoders reserve (their reserve_bytes op, required when on). With chunk
+     * sizes 0 (both) the planner chooses them (at most GC_ENGINE_PLAN_MAX_CHUNK, fewest
+     * re-encoded examples first, then the largest); it then keeps the pass-1 activations of
+     * as many of the last chunks of pass 1 as fit (at least the very last), and pass 2 only
+     * back-propagates those. A budget below one chunk of one example is GC_ERR_INVALID_ARG.
+     * Not with no_cache. */
+    size_t memory_budget;
 } gc_engine_config;
+
+#define GC_ENGINE_PLAN_MAX_CHUNK 32
+
+/* What the engine planned at create (for max_batch and max_negatives). */
+typedef struct gc_engine_plan {
+    size_t budget;                         /* the config's memory_budget (0: no planner) */
+    int query_chunk, passage_chunk;        /* examples per chunk (chosen or given) */
+    int query_chunks, passage_chunks;      /* chunks of this rank's share at max_batch */
+    int kept_query, kept_passage;          /* of those, chunks whose pass-1 activations are kept */
+    int kept_examples, reencoded_examples; /* examples of the kept / re-encoded chunks */
+    int slots[2];         /* activation slots reserved per encoder ([0] when shared) */
+    size_t engine_bytes;  /* representations, their gradients, loss workspace */
+    size_t model_bytes;   /* parameters, gradients, AdamW moments (16 B a parameter) */
+    size_t encoder_bytes; /* the encoders' reservations (slots, scratch); 0 unknown */
+    size_t peak_bytes;    /* sum of the three */
+} gc_engine_plan;
 
 typedef struct gc_step_stats {
     double loss;
@@ -59,6 +84,8 @@ void gc_engine_free(gc_engine *e);
 int gc_engine_reserved_count(const gc_engine *e, int side);
 /* Bytes of this rank's loss workspace (a shard of B / ranks query rows; see gc_infonce_shard). */
 size_t gc_engine_loss_workspace(const gc_engine *e);
+/* The plan create made (chunk sizes, chunks kept, expected peak). */
+gc_status gc_engine_get_plan(const gc_engine *e, gc_engine_plan *out);
 /* Set the temperature used by the next steps (learnable temperature lives with the caller). */
 void gc_engine_set_temperature(gc_engine *e, float temperature);
 /* One gradient-cache step. queries/passages: the side inputs (passed to the encoders); B

@@ -941,7 +941,8 @@ static void test_hostile(void) {
     CHECK(enc.ops->backward(enc.ctx, &a, reps) == GC_ERR_INVALID_ARG, "backward of another chunk");
     CHECK(gc_bert_reserve(m, 1, 65, 1) == GC_ERR_INVALID_ARG, "max_len over max_position");
     CHECK(gc_bert_reserve(m, 0, 8, 1) == GC_ERR_INVALID_ARG, "zero chunk");
-    CHECK(gc_bert_reserve(m, 1, 8, 3) == GC_ERR_INVALID_ARG, "three slots");
+    CHECK(gc_bert_reserve(m, 1, 8, 0) == GC_ERR_INVALID_ARG, "no slots");
+    CHECK(gc_bert_reserve(m, 1, 8, GC_BERT_MAX_SLOTS + 1) == GC_ERR_INVALID_ARG, "too many slots");
     gc_bert_free(m);
     gc_bert_free(NULL);
 }

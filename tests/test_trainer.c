@@ -196,7 +196,7 @@ static void d_free(void *ctx) {
 }
 
 static const gc_encoder_ops g_dev_ops = {d_dim,      d_reserve, d_encode, d_forward,
-                                         d_backward, d_store,   d_free};
+                                         d_backward, d_store,   d_free,   NULL};
 
 static gc_toy_config toy_cfg(uint64_t seed) {
     gc_toy_config c = {VOCAB, EMBED, HIDDEN, DIM, 0.1f, 1, 1, 8, seed};

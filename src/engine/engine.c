@@ -48,7 +48,16 @@ struct gc_engine {
     gc_encoder_reserve reserved[2]; /* what each encoder was asked to hold ([0] when shared) */
     void *ws;                       /* loss workspace (of a shard of B / ranks query rows) */
     size_t ws_size;
+    gc_engine_plan plan;
+    struct chunk_ref *chunks; /* a step's chunk list (memory-budget mode), max_chunks long */
+    int max_chunks;
 };
+
+/* One chunk of a step: which examples, where its reps go, and the activation slot its pass-1
+ * forward keeps into (-1: encoded in pass 1, re-encoded in pass 2). */
+typedef struct chunk_ref {
+    int side, first, count, local, slot;
+} chunk_ref;
 
 /* A run of consecutive examples of one side owned by this rank. */
 typedef struct segment {
@@ -90,7 +99,7 @@ static gc_status wrap_error(gc_status st, const char *fmt, ...) {
  * most one chunk of its side's local share; no-cache mode calls it once with the whole share
  * (a shared encoder keeps both sides at once, in slots 0 and 1). */
 static gc_encoder_reserve reserve_for(const gc_engine_config *cfg, int shared, int side_mask,
-                                      int size) {
+                                      int size, int slots) {
     int bl = (cfg->max_batch + size - 1) / size;
     int pl = bl * (1 + cfg->max_negatives);
     int qn = cfg->no_cache ? bl : (cfg->query_chunk < bl ? cfg->query_chunk : bl);
@@ -99,7 +108,143 @@ static gc_encoder_reserve reserve_for(const gc_engine_config *cfg, int shared, i
     if (side_mask & 1) n = qn;
     if ((side_mask & 2) && pn > n) n = pn;
     gc_encoder_reserve r = {n, cfg->max_len, cfg->no_cache && shared ? 2 : 1};
+    if (slots > r.slots) r.slots = slots;
     return r;
+}
+
+/* The chunks of one step in pass-1 order (query side, then passage side; each side's
+ * segments in order), slots unassigned. out may be NULL (count only). */
+static int list_chunks(const gc_engine *e, int B, int K, int qchunk, int pchunk, chunk_ref *out) {
+    int n = 0;
+    for (int side = 0; side < 2; side++) {
+        segment seg[2];
+        int nseg = side_segments(e, side, B, K, seg), chunk = side ? pchunk : qchunk;
+        for (int s = 0; s < nseg; s++)
+            for (int c = 0; c < seg[s].count; c += chunk, n++)
+                if (out)
+                    out[n] = (chunk_ref){side, seg[s].first + c,
+                                         seg[s].count - c < chunk ? seg[s].count - c : chunk,
+                                         seg[s].local + c, -1};
+    }
+    return n;
+}
+
+/* Keep the last chunks of pass 1 while their encoder has a free slot (a suffix of the list:
+ * no encode call follows a kept forward on the same encoder). Returns how many. */
+static int assign_slots(chunk_ref *c, int n, int shared, const int slots[2]) {
+    int used[2] = {0, 0}, kept = 0;
+    for (int i = n - 1; i >= 0; i--, kept++) {
+        int enc = shared ? 0 : c[i].side;
+        if (used[enc] >= slots[enc]) break;
+        c[i].slot = used[enc]++;
+    }
+    return kept;
+}
+
+static size_t enc_bytes(const gc_encoder *enc, int count, int len, int slots) {
+    gc_encoder_reserve r = {count, len, slots};
+    return enc->ops->reserve_bytes(enc->ctx, &r);
+}
+
+/* The plan for chunk sizes (qn, pn): slots kept within the budget, bytes. Returns 0 when not
+ * even one slot per encoder fits. */
+static int plan_for(gc_engine *e, int qn, int pn, size_t engine_bytes, size_t model_bytes,
+                    gc_engine_plan *p) {
+    const gc_engine_config *cfg = &e->cfg;
+    gc_encoder *encs[2] = {e->qenc, e->penc};
+    int nenc = e->shared ? 1 : 2, B = cfg->max_batch, K = cfg->max_negatives;
+    int count[2] = {e->shared ? (qn > pn ? qn : pn) : qn, pn};
+    size_t base[2] = {0, 0}, per[2] = {0, 0}, fixed = engine_bytes + model_bytes;
+    /* the engine's pass-2 scratch holds one chunk of reps */
+    size_t scratch = (size_t)(qn > pn ? qn : pn) * (size_t)e->dim * sizeof(float);
+    fixed += scratch;
+    for (int i = 0; i < nenc; i++) {
+        base[i] = enc_bytes(encs[i], count[i], cfg->max_len, 1);
+        size_t two = enc_bytes(encs[i], count[i], cfg->max_len, 2);
+        per[i] = two > base[i] ? two - base[i] : 0;
+        fixed += base[i];
+    }
+    if (fixed > cfg->memory_budget) return 0;
+    size_t left = cfg->memory_budget - fixed;
+    int n = list_chunks(e, B, K, qn, pn, NULL);
+    if (n > e->max_chunks) return 0;
+    list_chunks(e, B, K, qn, pn, e->chunks);
+    int used[2] = {0, 0}, kept = 0;
+    for (int i = n - 1; i >= 0; i--) {
+        int enc = e->shared ? 0 : e->chunks[i].side;
+        if (used[enc] >= 1) { /* a slot beyond the one reserved anyway */
+            if (per[enc] > left) break;
+            left -= per[enc];
+        }
+        used[enc]++, kept++;
+    }
+    memset(p, 0, sizeof *p);
+    p->budget = cfg->memory_budget;
+    p->query_chunk = qn, p->passage_chunk = pn;
+    p->engine_bytes = engine_bytes + scratch;
+    p->model_bytes = model_bytes;
+    for (int i = 0; i < nenc; i++) {
+        p->slots[i] = used[i] > 0 ? used[i] : 1;
+        p->encoder_bytes += base[i] + (size_t)(p->slots[i] - 1) * per[i];
+    }
+    p->peak_bytes = p->engine_bytes + p->model_bytes + p->encoder_bytes;
+    for (int i = 0; i < n; i++) {
+        int k = i >= n - kept, side = e->chunks[i].side;
+        if (side == 0)
+            p->query_chunks++, p->kept_query += k;
+        else
+            p->passage_chunks++, p->kept_passage += k;
+        if (k)
+            p->kept_examples += e->chunks[i].count;
+        else
+            p->reencoded_examples += e->chunks[i].count;
+    }
+    return 1;
+}
+
+static size_t model_bytes_of(const gc_engine *e) {
+    size_t n = gc_encoder_num_params(e->qenc);
+    if (!e->shared) n += gc_encoder_num_params(e->penc);
+    return n * 4 * sizeof(float);
+}
+
+/* Choose (or check) the chunk sizes and the slots for cfg->memory_budget. */
+static gc_status make_plan(gc_engine *e, size_t engine_bytes) {
+    gc_engine_config *cfg = &e->cfg;
+    int bl = (cfg->max_batch + e->size - 1) / e->size, pl = bl * (1 + cfg->max_negatives);
+    size_t model = model_bytes_of(e);
+    gc_engine_plan best, p;
+    int found = 0;
+    if (cfg->query_chunk > 0) {
+        int qn = cfg->query_chunk < bl ? cfg->query_chunk : bl;
+        int pn = cfg->passage_chunk < pl ? cfg->passage_chunk : pl;
+        found = plan_for(e, qn, pn, engine_bytes, model, &best);
+    } else {
+        int cap = GC_ENGINE_PLAN_MAX_CHUNK < pl ? GC_ENGINE_PLAN_MAX_CHUNK : pl;
+        /* the largest chunk that fits, unless a smaller one re-encodes nothing */
+        for (int c = cap; c >= 1; c--) {
+            if (!plan_for(e, c < bl ? c : bl, c, engine_bytes, model, &p)) continue;
+            if (!found || p.reencoded_examples == 0) best = p;
+            found = 1;
+            if (best.reencoded_examples == 0) break;
+        }
+    }
+    if (!found) {
+        int qn = cfg->query_chunk > 0 ? cfg->query_chunk : 1;
+        int pn = cfg->passage_chunk > 0 ? cfg->passage_chunk : 1;
+        gc_engine_plan need = {0};
+        size_t saved = cfg->memory_budget;
+        cfg->memory_budget = SIZE_MAX;
+        int ok = plan_for(e, qn < bl ? qn : bl, pn < pl ? pn : pl, engine_bytes, model, &need);
+        cfg->memory_budget = saved;
+        return gc_set_error(GC_ERR_INVALID_ARG,
+                            "engine create: memory budget of %zu bytes is too small: one chunk "
+                            "(%d/%d examples) needs %zu bytes",
+                            saved, qn, pn, ok ? need.peak_bytes : (size_t)0);
+    }
+    e->plan = best;
+    cfg->query_chunk = best.query_chunk, cfg->passage_chunk = best.passage_chunk;
+    return GC_OK;
 }
 
 /* Slot of a no-cache forward: a shared encoder keeps both sides (slot = side). */
@@ -128,10 +273,20 @@ gc_status gc_engine_create(gc_engine **out, const gc_engine_config *cfg, gc_enco
                             cfg->max_negatives);
     if (cfg->max_len < 1)
         return gc_set_error(GC_ERR_INVALID_ARG, "engine create: max_len %d < 1", cfg->max_len);
-    if (cfg->query_chunk < 1 || cfg->passage_chunk < 1)
+    int choose = cfg->memory_budget > 0 && cfg->query_chunk == 0 && cfg->passage_chunk == 0;
+    if (!choose && (cfg->query_chunk < 1 || cfg->passage_chunk < 1))
         return gc_set_error(GC_ERR_INVALID_ARG,
                             "engine create: chunk sizes must be >= 1 (query %d, passage %d)",
                             cfg->query_chunk, cfg->passage_chunk);
+    if (cfg->memory_budget > 0 && cfg->no_cache)
+        return gc_set_error(GC_ERR_INVALID_ARG,
+                            "engine create: a memory budget plans the gradient cache; no_cache "
+                            "keeps every activation");
+    if (cfg->memory_budget > 0 &&
+        (!query_enc->ops->reserve_bytes || !passage_enc->ops->reserve_bytes))
+        return gc_set_error(GC_ERR_UNSUPPORTED,
+                            "engine create: a memory budget needs encoders that report their "
+                            "reservation's bytes (reserve_bytes)");
     if (!(cfg->loss.temperature > 0.0f) || !isfinite(cfg->loss.temperature))
         return gc_set_error(GC_ERR_INVALID_ARG, "engine create: temperature %g must be > 0",
                             (double)cfg->loss.temperature);
@@ -167,13 +322,30 @@ gc_status gc_engine_create(gc_engine **out, const gc_engine_config *cfg, gc_enco
     e->max_passages = (int)maxp;
     size_t d = (size_t)dq, B = (size_t)cfg->max_batch, P = (size_t)maxp;
     size_t bl = (B + size - 1) / size; /* largest local share */
-    int chunk = cfg->query_chunk > cfg->passage_chunk ? cfg->query_chunk : cfg->passage_chunk;
-    e->scratch_rows = cfg->no_cache ? 0 : (chunk < (int)P ? chunk : (int)P);
     size_t local = size > 1 ? bl * d + bl * (1 + (size_t)cfg->max_negatives) * d : 0;
-    size_t total = 2 * (B * d + P * d) + local + (size_t)e->scratch_rows * d;
-    e->mem = malloc(total * sizeof(float));
     e->ws_size = gc_matryoshka_workspace_size(cfg->max_batch, (int)maxp, dq, (int)bl, size > 1,
                                               &cfg->loss, &cfg->matryoshka);
+    if (cfg->memory_budget > 0) {
+        e->max_chunks = (int)(bl * (1 + (size_t)cfg->max_negatives)) + 2;
+        e->chunks = malloc((size_t)e->max_chunks * sizeof *e->chunks);
+        if (!e->chunks) {
+            gc_engine_free(e);
+            return gc_set_error(GC_ERR_NOMEM, "engine create: out of memory for the chunk list");
+        }
+        size_t fixed = (2 * (B * d + P * d) + local) * sizeof(float) + e->ws_size +
+                       (size_t)e->max_chunks * sizeof *e->chunks;
+        if ((st = make_plan(e, fixed)) != GC_OK) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", gc_last_error());
+            gc_engine_free(e);
+            return gc_set_error(st, "%s", msg);
+        }
+    }
+    const gc_engine_config *pc = &e->cfg; /* with the planner's chunk sizes */
+    int chunk = pc->query_chunk > pc->passage_chunk ? pc->query_chunk : pc->passage_chunk;
+    e->scratch_rows = cfg->no_cache ? 0 : (chunk < (int)P ? chunk : (int)P);
+    size_t total = 2 * (B * d + P * d) + local + (size_t)e->scratch_rows * d;
+    e->mem = malloc(total * sizeof(float));
     e->ws = malloc(e->ws_size > 64 ? e->ws_size : 64); /* never NULL: NULL asks gc_infonce to
                                                           allocate */
     if (!e->mem || !e->ws) {
@@ -195,7 +367,8 @@ gc_status gc_engine_create(gc_engine **out, const gc_engine_config *cfg, gc_enco
     /* the encoders hold what this chunk rule needs, allocated now rather than in a step */
     for (int i = 0; i < (e->shared ? 1 : 2); i++) {
         gc_encoder *enc = i == 0 ? e->qenc : e->penc;
-        gc_encoder_reserve r = reserve_for(cfg, e->shared, e->shared ? 3 : 1 << i, size);
+        gc_encoder_reserve r =
+            reserve_for(pc, e->shared, e->shared ? 3 : 1 << i, size, e->plan.slots[i]);
         e->reserved[i] = r;
         if ((st = enc->ops->reserve(enc->ctx, &r)) != GC_OK) {
             char msg[512];
@@ -205,12 +378,34 @@ gc_status gc_engine_create(gc_engine **out, const gc_engine_config *cfg, gc_enco
                                 i == 0 ? "query" : "passage", r.max_count, r.max_len, msg);
         }
     }
+    if (cfg->memory_budget == 0) { /* the plan without a planner: what was asked */
+        gc_engine_plan *p = &e->plan;
+        p->query_chunk = pc->query_chunk < (int)bl ? pc->query_chunk : (int)bl;
+        int pl = (int)(bl * (1 + (size_t)cfg->max_negatives));
+        p->passage_chunk = pc->passage_chunk < pl ? pc->passage_chunk : pl;
+        p->engine_bytes = total * sizeof(float) + e->ws_size;
+        p->model_bytes = model_bytes_of(e);
+        for (int i = 0; i < (e->shared ? 1 : 2); i++) {
+            gc_encoder *enc = i == 0 ? e->qenc : e->penc;
+            p->slots[i] = e->reserved[i].slots;
+            if (enc->ops->reserve_bytes)
+                p->encoder_bytes += enc->ops->reserve_bytes(enc->ctx, &e->reserved[i]);
+        }
+        p->peak_bytes = p->engine_bytes + p->model_bytes + p->encoder_bytes;
+    }
     *out = e;
+    return GC_OK;
+}
+
+gc_status gc_engine_get_plan(const gc_engine *e, gc_engine_plan *out) {
+    if (!e || !out) return gc_set_error(GC_ERR_INVALID_ARG, "engine plan: NULL argument");
+    *out = e->plan;
     return GC_OK;
 }
 
 void gc_engine_free(gc_engine *e) {
     if (!e) return;
+    free(e->chunks);
     free(e->mem);
     free(e->ws);
     free(e);
@@ -304,6 +499,48 @@ static gc_status pass2(gc_engine *e, gc_encoder *enc, const void *inputs, int si
     return GC_OK;
 }
 
+/* Memory-budget mode, pass 1: encode each chunk, except the kept ones (a suffix of the list),
+ * which run forward into their slot. */
+static gc_status pass1_planned(gc_engine *e, const void *queries, const void *passages, int n,
+                               uint32_t step) {
+    size_t d = (size_t)e->dim;
+    for (int i = 0; i < n; i++) {
+        const chunk_ref *c = &e->chunks[i];
+        gc_encoder *enc = c->side ? e->penc : e->qenc;
+        float *local = (c->side ? e->plocal : e->qlocal) + (size_t)c->local * d;
+        gc_encode_args a = {c->side ? passages : queries, c->side,     c->first, c->count, 1,
+                            c->slot < 0 ? 0 : c->slot,    e->cfg.seed, step};
+        gc_status st = c->slot < 0 ? enc->ops->encode(enc->ctx, &a, local)
+                                   : enc->ops->forward(enc->ctx, &a, local);
+        if (st != GC_OK)
+            return wrap_error(st, "pass 1, side %d, examples [%d, %d)", c->side, a.first,
+                              a.first + a.count);
+    }
+    return GC_OK;
+}
+
+/* Memory-budget mode, pass 2: back-propagate the kept chunks (last first: the last chunk of
+ * pass 1 is the first of pass 2), then re-encode the others in slot 0, which is free by then. */
+static gc_status pass2_planned(gc_engine *e, const void *queries, const void *passages, int n,
+                               int kept, uint32_t step) {
+    size_t d = (size_t)e->dim;
+    for (int k = 0; k < n; k++) {
+        int i = k < kept ? n - 1 - k : k - kept;
+        const chunk_ref *c = &e->chunks[i];
+        gc_encoder *enc = c->side ? e->penc : e->qenc;
+        const float *grad = (c->side ? e->dp : e->dq) + (size_t)c->first * d;
+        gc_encode_args a = {c->side ? passages : queries, c->side,     c->first, c->count, 1,
+                            c->slot < 0 ? 0 : c->slot,    e->cfg.seed, step};
+        gc_status st = GC_OK;
+        if (c->slot < 0) st = enc->ops->forward(enc->ctx, &a, e->scratch);
+        if (st == GC_OK) st = enc->ops->backward(enc->ctx, &a, grad);
+        if (st != GC_OK)
+            return wrap_error(st, "pass 2, side %d, examples [%d, %d)", c->side, a.first,
+                              a.first + a.count);
+    }
+    return GC_OK;
+}
+
 /* No-cache mode: each side's share in one forward with activations kept (slot = side). */
 static gc_status forward_whole(gc_engine *e, gc_encoder *enc, const void *inputs, int side, int B,
                                int K, uint32_t step, gc_encode_args *a) {
@@ -386,8 +623,19 @@ gc_status gc_engine_step_opts(gc_engine *e, const void *queries, const void *pas
     }
 
     gc_encode_args qa, pa;
+    int nchunks = 0, kept = 0;
+    if (e->chunks) {
+        nchunks = list_chunks(e, B, K, e->cfg.query_chunk, e->cfg.passage_chunk, NULL);
+        if (nchunks > e->max_chunks)
+            return gc_set_error(GC_ERR_INTERNAL, "engine step: %d chunks exceed the %d planned",
+                                nchunks, e->max_chunks);
+        list_chunks(e, B, K, e->cfg.query_chunk, e->cfg.passage_chunk, e->chunks);
+        kept = assign_slots(e->chunks, nchunks, e->shared, e->plan.slots);
+    }
     double t0 = now_s(), t_enc = 0, t_gather = 0, t_loss = 0, t_scatter = 0, t_reduce = 0;
-    if (e->cfg.no_cache) {
+    if (e->chunks) {
+        st = pass1_planned(e, queries, passages, nchunks, step);
+    } else if (e->cfg.no_cache) {
         st = forward_whole(e, e->qenc, queries, 0, B, K, step, &qa);
         if (st == GC_OK) st = forward_whole(e, e->penc, passages, 1, B, K, step, &pa);
     } else {
@@ -416,7 +664,9 @@ gc_status gc_engine_step_opts(gc_engine *e, const void *queries, const void *pas
     double t4 = now_s();
     t_scatter = t4 - t3;
 
-    if (e->cfg.no_cache) {
+    if (e->chunks) {
+        st = pass2_planned(e, queries, passages, nchunks, kept, step);
+    } else if (e->cfg.no_cache) {
         const float *gq = e->dq + (size_t)qa.first * d, *gp = e->dp + (size_t)pa.first * d;
         st = e->qenc->ops->backward(e->qenc->ctx, &qa, gq);
         if (st != GC_OK) st = wrap_error(st, "no-cache backward, side %d", 0);

@@ -35,10 +35,11 @@ gc_status bert_create(gc_bert **out, const gc_bert_config *cfg) {
 }
 
 static void release_activations(bert_cpu *rt) {
-    for (int s = 0; s < 2; s++) {
+    for (int s = 0; s < rt->alloc_slots; s++) {
         free(rt->slots[s].mem);
         free(rt->slots[s].imem);
     }
+    free(rt->slots);
     free(rt->scratch);
     memset(rt, 0, sizeof *rt);
 }
@@ -244,7 +245,33 @@ static size_t scratch_layout(bert_cpu *rt, float *mem, const gc_bert_config *c,
     return at;
 }
 
-/* slots 1 or 2: training (every layer's activations per slot, a backward pass's scratch);
+/* The sizes of a reservation (max_chunk, max_len, slots), without allocating. */
+static bert_dims reserve_dims(const gc_bert *m, int max_chunk, int max_len, int slots) {
+    const gc_bert_config *c = &m->w.cfg;
+    bert_dims d;
+    d.nthr = omp_get_max_threads();
+    if (d.nthr < 1) d.nthr = 1;
+    d.training = slots > 0;
+    d.bf16 = m->w.precision == GC_PRECISION_BF16;
+    d.B = (size_t)max_chunk;
+    d.T = (size_t)max_chunk * max_len;
+    d.att_cap = slots ? (size_t)max_chunk * c->heads * max_len * max_len : 0;
+    d.att_scr = bert_attention_scratch_floats(max_len, c->hidden / c->heads);
+    return d;
+}
+
+size_t gc_bert_reserve_bytes(const gc_bert *m, int max_chunk, int max_len, int slots) {
+    if (!m || max_chunk < 1 || max_len < 1 || slots < 0) return 0;
+    bert_dims d = reserve_dims(m, max_chunk, max_len, slots);
+    bert_slot sl;
+    bert_cpu rt;
+    size_t ibytes, per_slot = slot_layout(&sl, NULL, NULL, &ibytes, &m->w.cfg, &d);
+    size_t nscratch = scratch_layout(&rt, NULL, &m->w.cfg, &d);
+    return (size_t)(slots ? slots : 1) * (per_slot * sizeof(float) + ibytes) +
+           nscratch * sizeof(float);
+}
+
+/* slots >= 1: training (every layer's activations per slot, a backward pass's scratch);
  * slots 0: inference (encode only: one layer's buffers in the scratch, reused by each layer). */
 static gc_status reserve(gc_bert *m, int max_chunk, int max_len, int slots, const char *fn) {
     if (!m) return gc_set_error(GC_ERR_INVALID_ARG, "%s: NULL model", fn);
@@ -263,18 +290,15 @@ static gc_status reserve(gc_bert *m, int max_chunk, int max_len, int slots, cons
                             max_len);
     release_activations(rt);
 
-    bert_dims d;
-    d.nthr = omp_get_max_threads();
-    if (d.nthr < 1) d.nthr = 1;
-    d.training = slots > 0;
-    d.bf16 = m->w.precision == GC_PRECISION_BF16;
-    d.B = (size_t)max_chunk;
-    d.T = (size_t)max_chunk * max_len;
-    d.att_cap = slots ? (size_t)max_chunk * c->heads * max_len * max_len : 0;
-    d.att_scr = bert_attention_scratch_floats(max_len, c->hidden / c->heads);
-    size_t ibytes, per_slot = slot_layout(&rt->slots[0], NULL, NULL, &ibytes, c, &d);
+    bert_dims d = reserve_dims(m, max_chunk, max_len, slots);
+    bert_slot probe;
+    size_t ibytes, per_slot = slot_layout(&probe, NULL, NULL, &ibytes, c, &d);
     size_t nscratch = scratch_layout(rt, NULL, c, &d);
-    for (int s = 0; s < (slots ? slots : 1); s++) {
+    int nslots = slots > 0 ? slots : 1;
+    rt->slots = calloc((size_t)(unsigned)nslots, sizeof *rt->slots);
+    if (!rt->slots) goto nomem;
+    rt->alloc_slots = nslots;
+    for (int s = 0; s < nslots; s++) {
         bert_slot *sl = &rt->slots[s];
         sl->mem = malloc(per_slot * sizeof(float));
         sl->imem = malloc(ibytes);
@@ -293,15 +317,16 @@ static gc_status reserve(gc_bert *m, int max_chunk, int max_len, int slots, cons
     return GC_OK;
 nomem:
     release_activations(rt);
-    return gc_set_error(GC_ERR_NOMEM, "%s: out of memory for %d x %d tokens (%.1f MB)", fn,
-                        max_chunk, max_len,
-                        ((slots ? slots : 1) * per_slot + nscratch) * 4.0 / 1e6);
+    return gc_set_error(
+        GC_ERR_NOMEM, "%s: out of memory for %d x %d tokens (%.1f MB)", fn, max_chunk, max_len,
+        ((double)(slots ? slots : 1) * (double)(per_slot * 4 + ibytes) + (double)nscratch * 4.0) /
+            1e6);
 }
 
 gc_status gc_bert_reserve(gc_bert *m, int max_chunk, int max_len, int slots) {
-    if (slots < 1 || slots > 2)
-        return gc_set_error(GC_ERR_INVALID_ARG, "bert_reserve: slots must be 1 or 2 (got %d)",
-                            slots);
+    if (slots < 1 || slots > GC_BERT_MAX_SLOTS)
+        return gc_set_error(GC_ERR_INVALID_ARG, "bert_reserve: slots must be in [1, %d] (got %d)",
+                            GC_BERT_MAX_SLOTS, slots);
     return reserve(m, max_chunk, max_len, slots, "bert_reserve");
 }
 
@@ -554,10 +579,17 @@ static gc_status enc_reserve(void *ctx, const gc_encoder_reserve *r) {
     return gc_bert_reserve(ctx, r->max_count, r->max_len, r->slots);
 }
 
+static size_t enc_reserve_bytes(void *ctx, const gc_encoder_reserve *r) {
+    return r ? gc_bert_reserve_bytes(ctx, r->max_count, r->max_len, r->slots) : 0;
+}
+
 static gc_status enc_encode(void *ctx, const gc_encode_args *a, float *reps) {
     gc_bert *m = ctx;
     if (!m || !a || !reps) return gc_set_error(GC_ERR_INVALID_ARG, "bert_encode: NULL argument");
     /* encode borrows slot 0's chunk layout: a forward kept there can no longer go back */
+    if (!m->rt.slots)
+        return gc_set_error(GC_ERR_INVALID_ARG,
+                            "bert: no activation buffers; call gc_bert_reserve first");
     bert_slot *s = &m->rt.slots[0];
     s->valid = 0;
     CHECK_ST(prepare_chunk(&m->w.cfg, &m->rt, s, a));
@@ -568,7 +600,10 @@ static gc_status enc_forward(void *ctx, const gc_encode_args *a, float *reps) {
     gc_bert *m = ctx;
     if (!m || !a || !reps) return gc_set_error(GC_ERR_INVALID_ARG, "bert_forward: NULL argument");
     bert_cpu *rt = &m->rt;
-    if (a->slot < 0 || a->slot >= 2 || (rt->scratch && a->slot >= rt->num_slots))
+    if (!rt->slots)
+        return gc_set_error(GC_ERR_INVALID_ARG,
+                            "bert: no activation buffers; call gc_bert_reserve first");
+    if (a->slot < 0 || a->slot >= rt->num_slots)
         return gc_set_error(GC_ERR_INVALID_ARG,
                             "bert_forward: slot %d not reserved (gc_bert_reserve slots = %d%s)",
                             a->slot, rt->num_slots,
@@ -585,7 +620,7 @@ static gc_status enc_backward(void *ctx, const gc_encode_args *a, const float *d
     gc_bert *m = ctx;
     if (!m || !a || !dreps) return gc_set_error(GC_ERR_INVALID_ARG, "bert_backward: NULL argument");
     bert_cpu *rt = &m->rt;
-    if (a->slot < 0 || a->slot >= rt->num_slots || !rt->slots[a->slot].valid)
+    if (a->slot < 0 || !rt->slots || a->slot >= rt->num_slots || !rt->slots[a->slot].valid)
         return gc_set_error(GC_ERR_INVALID_ARG, "bert_backward: no forward pass kept in slot %d",
                             a->slot);
     bert_slot *s = &rt->slots[a->slot];
@@ -615,6 +650,7 @@ static const gc_encoder_ops bert_encoder_ops = {
     .backward = enc_backward,
     .store = enc_store,
     .free = enc_free,
+    .reserve_bytes = enc_reserve_bytes,
 };
 
 gc_encoder gc_bert_encoder(gc_bert *m) {

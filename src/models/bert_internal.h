@@ -150,11 +150,12 @@ typedef struct bert_slot {
 } bert_slot;
 
 typedef struct bert_cpu {
-    /* sized by gc_bert_reserve (num_slots 1 or 2) or gc_bert_reserve_inference (num_slots 0) */
+    /* sized by gc_bert_reserve (num_slots >= 1) or gc_bert_reserve_inference (num_slots 0) */
     int max_chunk, max_len, num_slots, nthr;
     size_t max_tokens; /* max_chunk * max_len */
     size_t att_cap;    /* max_chunk * NH * max_len^2 (0 for inference) */
-    bert_slot slots[2];
+    bert_slot *slots;  /* max(num_slots, 1) of them */
+    int alloc_slots;
     float *scratch; /* one allocation for everything below */
     /* a training step's scratch (NULL for inference) */
     float *s_qkv;                   /* (T, 3C) token-major q|k|v, later their gradient */

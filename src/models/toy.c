@@ -231,13 +231,23 @@ static gc_status alloc_acts(toy *t, int max_chunk, int slots);
 
 static gc_status toy_reserve(void *ctx, const gc_encoder_reserve *r) {
     toy *t = ctx;
-    if (!r || r->max_count < 1 || r->slots < 1 || r->slots > 2)
-        return gc_set_error(GC_ERR_INVALID_ARG, "toy reserve: need max_count >= 1 and 1 or 2 "
-                                                "slots");
+    if (!r || r->max_count < 1 || r->slots < 1)
+        return gc_set_error(GC_ERR_INVALID_ARG, "toy reserve: need max_count >= 1 and slots >= 1");
     if (r->max_count <= t->cfg.max_chunk && r->slots <= t->cfg.slots) return GC_OK;
     int n = r->max_count > t->cfg.max_chunk ? r->max_count : t->cfg.max_chunk;
     int k = r->slots > t->cfg.slots ? r->slots : t->cfg.slots;
     return alloc_acts(t, n, k);
+}
+
+/* What toy_reserve would hold (the larger of r and the current reservation). */
+static size_t toy_reserve_bytes(void *ctx, const gc_encoder_reserve *r) {
+    const toy *t = ctx;
+    if (!r || r->max_count < 1 || r->slots < 1) return 0;
+    const gc_toy_config *c = &t->cfg;
+    size_t N = (size_t)(r->max_count > c->max_chunk ? r->max_count : c->max_chunk);
+    size_t k = (size_t)(r->slots > c->slots ? r->slots : c->slots) + 1;
+    size_t per_set = N * (size_t)c->embed + 3 * N * (size_t)c->hidden + N * (size_t)c->dim + N;
+    return k * (per_set * sizeof(float) + sizeof(toy_acts));
 }
 
 static gc_status toy_encode(void *ctx, const gc_encode_args *a, float *reps) {
@@ -303,7 +313,7 @@ static void toy_free(void *ctx) {
 }
 
 static const gc_encoder_ops g_toy_ops = {toy_dim,      toy_reserve, toy_encode, toy_forward,
-                                         toy_backward, toy_store,   toy_free};
+                                         toy_backward, toy_store,   toy_free,   toy_reserve_bytes};
 
 /* Activation sets for `slots` chunks of max_chunk examples plus the scratch set, in one
  * allocation (replacing any earlier one). */

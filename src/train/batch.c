@@ -103,12 +103,20 @@ static gc_status g_backward(void *ctx, const gc_encode_args *a, const float *dre
     return st != GC_OK ? st : g->inner.ops->backward(g->inner.ctx, &in, dreps);
 }
 
+/* The inner encoder's bytes and this wrapper's token ids of one chunk. */
+static size_t g_reserve_bytes(void *ctx, const gc_encoder_reserve *r) {
+    batch_gather *g = ctx;
+    if (!r || !g->inner.ops->reserve_bytes) return 0;
+    size_t inner = g->inner.ops->reserve_bytes(g->inner.ctx, r);
+    return inner ? inner + (size_t)r->max_count * (size_t)r->max_len * sizeof *g->ids : 0;
+}
+
 static void g_free(void *ctx) {
     (void)ctx; /* the wrapper and the model belong to the caller */
 }
 
 static const gc_encoder_ops gather_ops = {g_dim,      g_reserve, g_encode, g_forward,
-                                          g_backward, g_store,   g_free};
+                                          g_backward, g_store,   g_free,   g_reserve_bytes};
 
 gc_status batch_gather_init(batch_gather *g, gc_encoder inner, int max_rows) {
     memset(g, 0, sizeof *g);
