@@ -8,6 +8,11 @@
  *  - accumulation with loss_scale equals the average of single steps;
  *  - the communicator seam: call counts, skip_reduce, and a two-rank run on threads that
  *    reproduces the single-process gradients;
+ *  - the memory-budget planner: with the smallest budget, one in between and one that holds
+ *    the batch (given and chosen chunk sizes, shared / two towers / Matryoshka, two ranks) the
+ *    gradient equals the planner-off one within 1e-6, and the encoder calls show that exactly
+ *    the chunks not kept are re-encoded (none when the budget holds the batch); a budget
+ *    below one chunk of one example is refused;
  *  - bad calls return a status with a message. */
 #include "gc_testing.h"
 #include "test_util.h"
@@ -442,6 +447,8 @@ typedef struct rank_job {
     gc_step_stats stats;
 } rank_job;
 
+static size_t g_rank_budget; /* memory_budget of the two-rank runs (0: off) */
+
 static void *rank_main(void *arg) {
     rank_job *j = arg;
     gc_encoder eq, ep;
@@ -450,6 +457,7 @@ static void *rank_main(void *arg) {
     gc_encoder *penc = j->v->two_towers ? &ep : &eq;
     gc_comm comm = {&g_tc_ops, &j->comm};
     gc_engine_config cfg = engine_cfg(j->v, 3, 5, 0, 5);
+    cfg.memory_budget = g_rank_budget;
     gc_engine *e = NULL;
     if (j->st == GC_OK) j->st = gc_engine_create(&e, &cfg, &eq, penc, &comm);
     /* every rank must reach every barrier, so a failure here would hang: check before */
@@ -504,6 +512,149 @@ static void test_two_ranks(void) {
         printf("  %-40s max per-tensor err vs one process %.2e\n", variants[v].name, m);
     }
     free(ref), free(jobs), free(w);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The memory-budget planner: kept pass-1 chunks give the same gradient as re-encoded ones, and
+ * the encoder calls say which chunks were re-encoded. */
+
+typedef struct counting {
+    gc_encoder inner;
+    int encode, forward, backward;
+} counting;
+
+static int ct_dim(void *ctx) {
+    counting *c = ctx;
+    return c->inner.ops->dim(c->inner.ctx);
+}
+static gc_status ct_reserve(void *ctx, const gc_encoder_reserve *r) {
+    counting *c = ctx;
+    return c->inner.ops->reserve(c->inner.ctx, r);
+}
+static gc_status ct_encode(void *ctx, const gc_encode_args *a, float *reps) {
+    counting *c = ctx;
+    c->encode++;
+    return c->inner.ops->encode(c->inner.ctx, a, reps);
+}
+static gc_status ct_forward(void *ctx, const gc_encode_args *a, float *reps) {
+    counting *c = ctx;
+    c->forward++;
+    return c->inner.ops->forward(c->inner.ctx, a, reps);
+}
+static gc_status ct_backward(void *ctx, const gc_encode_args *a, const float *dreps) {
+    counting *c = ctx;
+    c->backward++;
+    return c->inner.ops->backward(c->inner.ctx, a, dreps);
+}
+static gc_param_store ct_store(void *ctx) {
+    counting *c = ctx;
+    return c->inner.ops->store(c->inner.ctx);
+}
+static void ct_free(void *ctx) {
+    (void)ctx;
+}
+static size_t ct_reserve_bytes(void *ctx, const gc_encoder_reserve *r) {
+    counting *c = ctx;
+    return c->inner.ops->reserve_bytes(c->inner.ctx, r);
+}
+static const gc_encoder_ops g_ct_ops = {ct_dim,      ct_reserve, ct_encode, ct_forward,
+                                        ct_backward, ct_store,   ct_free,   ct_reserve_bytes};
+
+/* One step with the planner at `budget` (0: off) through counting wrappers; calls[3] gets
+ * encode/forward/backward summed over the encoders, plan the engine's plan. Returns the
+ * create or step status. */
+static gc_status run_planned(const variant *v, int qc, int pc, size_t budget, float *grads,
+                             gc_step_stats *stats, int calls[3], gc_engine_plan *plan) {
+    /* toys that start with the least, so what the engine reserves is what they hold */
+    gc_toy_config c1 = {VOCAB, EMBED, HIDDEN, DIM, 0.1f, 1, 1, MAXP * 8, 11}, c2 = c1;
+    c2.init_seed = 12;
+    gc_encoder tq, tp;
+    gc_status st = gc_toy_encoder_create(&tq, &c1);
+    if (st != GC_OK) return st;
+    if (v->two_towers && (st = gc_toy_encoder_create(&tp, &c2)) != GC_OK) return st;
+    counting cq = {tq, 0, 0, 0}, cp = {v->two_towers ? tp : tq, 0, 0, 0};
+    gc_encoder eq = {&g_ct_ops, &cq}, ep = {&g_ct_ops, &cp};
+    gc_encoder *penc = v->two_towers ? &ep : &eq;
+    gc_engine *e = NULL;
+    gc_engine_config cfg = engine_cfg(v, qc, pc, 0, 5);
+    cfg.memory_budget = budget;
+    st = gc_engine_create(&e, &cfg, &eq, penc, NULL);
+    if (st == GC_OK) st = gc_engine_get_plan(e, plan);
+    if (st == GC_OK) st = gc_engine_step(e, &g_q[0].tb, &g_p[0].tb, BATCH, v->K, 3, stats);
+    if (st == GC_OK) {
+        memcpy(grads, gc_toy_grads(&tq), sizeof(float) * NPARAMS);
+        memcpy(grads + NPARAMS, gc_toy_grads(v->two_towers ? &tp : &tq), sizeof(float) * NPARAMS);
+    }
+    calls[0] = cq.encode + (v->two_towers ? cp.encode : 0);
+    calls[1] = cq.forward + (v->two_towers ? cp.forward : 0);
+    calls[2] = cq.backward + (v->two_towers ? cp.backward : 0);
+    gc_engine_free(e);
+    gc_encoder_free(&tq);
+    if (v->two_towers) gc_encoder_free(&tp);
+    return st;
+}
+
+static void test_memory_budget(void) {
+    static const variant variants[] = {
+        {"shared, K=2", 2, 0, 0, 0, NULL},
+        {"two towers, K=2, symmetric", 2, 1, 0, 1, NULL},
+        {"shared, K=2, matryoshka 8,4:0.5,2", 2, 0, 0, 0, "8,4:0.5,2"},
+    };
+    float *ref = malloc(sizeof(float) * 2 * NPARAMS), *g = malloc(sizeof(float) * 2 * NPARAMS);
+    for (size_t vi = 0; vi < sizeof variants / sizeof variants[0]; vi++) {
+        const variant *v = &variants[vi];
+        gc_step_stats sref, s;
+        gc_engine_plan plan;
+        int calls[3];
+        CHECK_OK(run_planned(v, 3, 5, 0, ref, &sref, calls, &plan));
+        CHECK(plan.budget == 0 && plan.peak_bytes > 0, "%s: plan without a budget", v->name);
+        /* the smallest budget that plans: a bisection over create's answer */
+        size_t lo = 1, hi = (size_t)1 << 40;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            gc_clear_error();
+            if (run_planned(v, 3, 5, mid, g, &s, calls, &plan) == GC_OK)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        CHECK_OK(run_planned(v, 3, 5, (size_t)1 << 40, g, &s, calls, &plan));
+        size_t full = plan.peak_bytes;
+        size_t budgets[3] = {lo, lo + (full - lo) / 2, (size_t)1 << 40};
+        for (int b = 0; b < 3; b++) {
+            CHECK_OK(run_planned(v, 3, 5, budgets[b], g, &s, calls, &plan));
+            int n = plan.query_chunks + plan.passage_chunks,
+                kept = plan.kept_query + plan.kept_passage;
+            double err = tensor_errors(g, ref, (double[10]){0});
+            CHECK(err <= 1e-6, "%s, budget %zu: gradient differs by %.3e", v->name, budgets[b],
+                  err);
+            CHECK(fabs(s.loss - sref.loss) <= 1e-6 * fabs(sref.loss), "%s: loss", v->name);
+            CHECK(plan.peak_bytes <= budgets[b], "%s: peak %zu over budget %zu", v->name,
+                  plan.peak_bytes, budgets[b]);
+            CHECK(kept >= 1, "%s: the last chunk of pass 1 is kept", v->name);
+            CHECK(calls[0] == n - kept && calls[1] == n && calls[2] == n,
+                  "%s, budget %zu: %d encode, %d forward, %d backward calls for %d chunks, %d "
+                  "kept",
+                  v->name, budgets[b], calls[0], calls[1], calls[2], n, kept);
+            if (b == 2)
+                CHECK(kept == n && calls[0] == 0, "%s: a budget that holds the batch re-encodes",
+                      v->name);
+            if (b == 0) CHECK(kept < n, "%s: the smallest budget keeps every chunk", v->name);
+            printf("  %-36s budget %8zu: %d of %d chunks kept, %d encode calls, err %.1e\n",
+                   v->name, budgets[b], kept, n, calls[0], err);
+        }
+        /* chunk sizes chosen: the whole batch fits, so nothing is re-encoded */
+        CHECK_OK(run_planned(v, 0, 0, (size_t)1 << 40, g, &s, calls, &plan));
+        CHECK(plan.query_chunk == BATCH && plan.passage_chunk == GC_ENGINE_PLAN_MAX_CHUNK,
+              "%s: chosen chunks %d/%d", v->name, plan.query_chunk, plan.passage_chunk);
+        CHECK(calls[0] == 0 && plan.reencoded_examples == 0, "%s: chosen plan re-encodes", v->name);
+        CHECK(tensor_errors(g, ref, (double[10]){0}) <= 1e-6, "%s: chosen-chunk gradient", v->name);
+        gc_clear_error();
+        CHECK(run_planned(v, 0, 0, 1000, g, &s, calls, &plan) == GC_ERR_INVALID_ARG &&
+                  strstr(gc_last_error(), "too small"),
+              "%s: budget below one chunk of one example: %s", v->name, gc_last_error());
+    }
+    free(ref), free(g);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -615,6 +766,9 @@ int main(void) {
     test_accumulation();
     test_comm_seam();
     test_two_ranks();
+    g_rank_budget = (size_t)1 << 40;
+    test_two_ranks(); /* with the planner keeping every chunk */
+    test_memory_budget();
     test_bad_calls();
     gc_matmul_cleanup();
     return test_summary("test_engine");
