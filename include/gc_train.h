@@ -136,6 +136,8 @@ typedef struct gc_trainer_config {
                                 trainer does not see: max lengths, dropout); may be NULL */
     gc_matryoshka_config matryoshka; /* count 0: off; else the loss of every listed prefix size,
                                         in the same cached step (in the fingerprint when on) */
+    size_t memory_budget; /* bytes (0: off): the engine's planner (gc_engine_config); with
+                             query_chunk = passage_chunk = 0 it also chooses the chunk sizes */
 } gc_trainer_config;
 
 typedef struct gc_trainer gc_trainer;
@@ -148,7 +150,8 @@ typedef struct gc_trainer_info {
     size_t self_negatives;          /* pairs with a hard negative equal to their own positive */
     size_t first_self_negative;     /* index of the first such pair */
     int micro_batch;                /* pairs per engine step */
-    int query_chunk, passage_chunk; /* as capped */
+    int query_chunk, passage_chunk; /* as capped (or as the planner chose) */
+    gc_engine_plan plan;            /* the engine's plan (chunks kept, expected peak) */
 } gc_trainer_info;
 
 /* After a step. loss and accuracy average the micro-batches. */

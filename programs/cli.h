@@ -60,6 +60,11 @@ const cli_opt *cli_find(const cli_opt *opts, const char *name);
 int cli_parse_long(const char *cmd, const char *opt, const char *s, long min, long max, long *out);
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double min, double max,
                      double *out);
+/* A byte count: a positive number with an optional unit (B, KiB, MiB, GiB, TiB, KB, MB, GB,
+ * TB), e.g. 3GiB or 1.5GiB; else a usage error naming opt (CLI_EXIT_USAGE). */
+int cli_parse_size(const char *cmd, const char *opt, const char *s, size_t *out);
+/* "1.50 GiB", "12.0 MiB", ... */
+void cli_format_size(size_t bytes, char *buf, size_t n);
 
 /* ---- models, memory and time ---- */
 

@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "gc_io.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -149,6 +150,45 @@ int cli_parse(const char *cmd, int argc, char **argv, int first, cli_opt *opts) 
         if (rc) return rc;
     }
     return 0;
+}
+
+/* ---- sizes ---- */
+
+int cli_parse_size(const char *cmd, const char *opt, const char *s, size_t *out) {
+    static const struct {
+        const char *suffix;
+        double scale;
+    } units[] = {{"", 1},          {"B", 1},
+                 {"KiB", 1024.0},  {"MiB", 1048576.0},
+                 {"GiB", 1 << 30}, {"TiB", 1099511627776.0},
+                 {"KB", 1e3},      {"MB", 1e6},
+                 {"GB", 1e9},      {"TB", 1e12}};
+    char *end = NULL;
+    errno = 0;
+    double v = s && *s && !isspace((unsigned char)*s) ? strtod(s, &end) : -1;
+    if (end && errno == 0 && isfinite(v) && v > 0)
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+            if (strcmp(end, units[i].suffix) == 0 && v * units[i].scale >= 1 &&
+                v * units[i].scale < 1.8e19) {
+                *out = (size_t)(v * units[i].scale);
+                return 0;
+            }
+    return cli_usage(cmd_prefix(cmd),
+                     "%s needs a size in bytes, or with B, KiB, MiB, GiB, TiB, KB, MB, GB or TB "
+                     "(such as 3GiB or 512MiB), got '%s'",
+                     opt, s ? s : "");
+}
+
+void cli_format_size(size_t bytes, char *buf, size_t n) {
+    double b = (double)bytes;
+    if (b >= 1 << 30)
+        snprintf(buf, n, "%.2f GiB", b / (1 << 30));
+    else if (b >= 1 << 20)
+        snprintf(buf, n, "%.1f MiB", b / (1 << 20));
+    else if (b >= 1 << 10)
+        snprintf(buf, n, "%.1f KiB", b / (1 << 10));
+    else
+        snprintf(buf, n, "%zu B", bytes);
 }
 
 /* ---- models and encoding ---- */

@@ -69,6 +69,12 @@ static const char TRAIN_HELP[] =
     "  --query-chunk-size N     chunk size of the query side only\n"
     "  --passage-chunk-size N   chunk size of the passage side only\n"
     "  --no-cache               no gradient cache: each side in one pass with activations kept\n"
+    "  --memory-budget SIZE     plan the step within SIZE bytes (e.g. 3GiB, 512MiB): keep the\n"
+    "                           pass-1 activations of as many of the last chunks as fit, so pass\n"
+    "                           2 does not re-encode them, and choose the chunk size (at most 32)\n"
+    "                           when no chunk size is given; prints the plan. Counts the\n"
+    "                           engine's buffers, parameters/gradients/AdamW moments and the\n"
+    "                           encoder's activations; too small for one example: exit 2\n"
     "  --accumulation-steps N   plain gradient accumulation over N micro-batches, each with only\n"
     "                           its own in-batch negatives (default 1; must divide the batch)\n"
     "  --negatives K            hard negatives per query from the data (default: the fewest any\n"
@@ -156,9 +162,11 @@ typedef struct train_opts {
     double lr, wd, max_grad_norm, temperature, dropout;
     int no_cache, learn_temp, symmetric, resume, overwrite;
     int dropout_set, negatives_set;
-    const char *matryoshka;   /* --matryoshka as given */
-    gc_matryoshka_config mat; /* parsed (count 0: off) */
-    const char *report;       /* --report FILE (default: beside the log) */
+    const char *memory_budget; /* --memory-budget as given */
+    size_t budget;             /* parsed (0: off) */
+    const char *matryoshka;    /* --matryoshka as given */
+    gc_matryoshka_config mat;  /* parsed (count 0: off) */
+    const char *report;        /* --report FILE (default: beside the log) */
     int no_report;
 } train_opts;
 
@@ -461,9 +469,13 @@ static void log_options(run *r, uint64_t total_steps) {
     if (o->dev) json_object_set_new(j, "dev_data", json_string(o->dev));
     json_object_set_new(j, "out", json_string(o->out));
     json_object_set_new(j, "batch_size", json_integer(o->batch));
-    json_object_set_new(j, "query_chunk_size", json_integer(o->qchunk));
-    json_object_set_new(j, "passage_chunk_size", json_integer(o->pchunk));
+    const gc_trainer_info *ti = gc_trainer_get_info(r->trainer); /* the planner's choice */
+    json_object_set_new(j, "query_chunk_size",
+                        json_integer(o->budget ? ti->query_chunk : o->qchunk));
+    json_object_set_new(j, "passage_chunk_size",
+                        json_integer(o->budget ? ti->passage_chunk : o->pchunk));
     json_object_set_new(j, "no_cache", json_boolean(o->no_cache));
+    if (o->budget) json_object_set_new(j, "memory_budget", json_integer((json_int_t)o->budget));
     json_object_set_new(j, "accumulation_steps", json_integer(o->accum));
     json_object_set_new(j, "hard_negatives", json_integer(r->K));
     json_object_set_new(j, "max_query_len", json_integer(o->max_q));
@@ -548,6 +560,7 @@ static int parse_train(int argc, char **argv, train_opts *o) {
         {"--query-chunk-size", OPT_INT, &o->qchunk, 1, IMAX, 0},
         {"--passage-chunk-size", OPT_INT, &o->pchunk, 1, IMAX, 0},
         {"--no-cache", OPT_FLAG, &o->no_cache, 0, 0, 0},
+        {"--memory-budget", OPT_STR, &o->memory_budget, 0, 0, 0},
         {"--accumulation-steps", OPT_INT, &o->accum, 1, IMAX, 0},
         {"--steps", OPT_INT, &o->steps, 1, 1e15, 0},
         {"--epochs", OPT_INT, &o->epochs, 1, 1e6, 0},
@@ -596,6 +609,16 @@ static int parse_train(int argc, char **argv, train_opts *o) {
                          o->accum, o->batch);
     if (!cli_find(opts, "--query-chunk-size")->seen) o->qchunk = o->chunk;
     if (!cli_find(opts, "--passage-chunk-size")->seen) o->pchunk = o->chunk;
+    if (o->memory_budget) {
+        if ((rc = cli_parse_size("train", "--memory-budget", o->memory_budget, &o->budget)))
+            return rc;
+        if (o->no_cache)
+            return cli_usage("train ", "--memory-budget plans the gradient cache; not with "
+                                       "--no-cache");
+        if (!cli_find(opts, "--chunk-size")->seen && !cli_find(opts, "--query-chunk-size")->seen &&
+            !cli_find(opts, "--passage-chunk-size")->seen)
+            o->qchunk = o->pchunk = 0; /* the planner chooses */
+    }
     if (!o->steps && !o->epochs) o->epochs = 1;
     o->dropout_set = cli_find(opts, "--dropout")->seen;
     o->negatives_set = cli_find(opts, "--negatives")->seen;
@@ -827,6 +850,7 @@ static int setup_and_train(run *r) {
         .query_chunk = (int)o->qchunk,
         .passage_chunk = (int)o->pchunk,
         .no_cache = o->no_cache,
+        .memory_budget = o->budget,
         .max_len = max_len,
         .loss = {.temperature = (float)o->temperature, .symmetric = o->symmetric, .cosine = 1},
         .learn_temperature = o->learn_temp,
@@ -904,6 +928,21 @@ static int setup_and_train(run *r) {
              (unsigned long long)(info->total_steps - done), o->batch, (int)o->accum,
              o->accum > 1 ? "es" : "", info->micro_batch, info->query_chunk, info->passage_chunk,
              o->no_cache ? ", no cache" : "", gc_bert_num_params(r->model), omp_get_max_threads());
+    if (o->budget) {
+        const gc_engine_plan *p = &info->plan;
+        char b[32], pk[32], en[32], mo[32], ac[32];
+        cli_format_size(p->budget, b, sizeof b);
+        cli_format_size(p->peak_bytes, pk, sizeof pk);
+        cli_format_size(p->engine_bytes, en, sizeof en);
+        cli_format_size(p->model_bytes, mo, sizeof mo);
+        cli_format_size(p->encoder_bytes, ac, sizeof ac);
+        cli_note("memory plan (budget %s): chunks %d/%d; pass-1 activations kept for %d of %d "
+                 "query and %d of %d passage chunks (%d examples kept, %d re-encoded); expected "
+                 "peak %s (engine %s, model %s, encoder activations %s)",
+                 b, p->query_chunk, p->passage_chunk, p->kept_query, p->query_chunks,
+                 p->kept_passage, p->passage_chunks, p->kept_examples, p->reencoded_examples, pk,
+                 en, mo, ac);
+    }
     if (r->size > 1)
         cli_note("%d ranks (mpirun): each encodes %d of the %d pairs of a micro-batch and scores "
                  "its %d queries against all passages",

@@ -149,7 +149,7 @@ static size_t enc_bytes(const gc_encoder *enc, int count, int len, int slots) {
 /* The plan for chunk sizes (qn, pn): slots kept within the budget, bytes. Returns 0 when not
  * even one slot per encoder fits. */
 static int plan_for(gc_engine *e, int qn, int pn, size_t engine_bytes, size_t model_bytes,
-                    gc_engine_plan *p) {
+                    gc_engine_plan *p, size_t *need) {
     const gc_engine_config *cfg = &e->cfg;
     gc_encoder *encs[2] = {e->qenc, e->penc};
     int nenc = e->shared ? 1 : 2, B = cfg->max_batch, K = cfg->max_negatives;
@@ -164,6 +164,7 @@ static int plan_for(gc_engine *e, int qn, int pn, size_t engine_bytes, size_t mo
         per[i] = two > base[i] ? two - base[i] : 0;
         fixed += base[i];
     }
+    if (need) *need = fixed;
     if (fixed > cfg->memory_budget) return 0;
     size_t left = cfg->memory_budget - fixed;
     int n = list_chunks(e, B, K, qn, pn, NULL);
@@ -218,12 +219,12 @@ static gc_status make_plan(gc_engine *e, size_t engine_bytes) {
     if (cfg->query_chunk > 0) {
         int qn = cfg->query_chunk < bl ? cfg->query_chunk : bl;
         int pn = cfg->passage_chunk < pl ? cfg->passage_chunk : pl;
-        found = plan_for(e, qn, pn, engine_bytes, model, &best);
+        found = plan_for(e, qn, pn, engine_bytes, model, &best, NULL);
     } else {
         int cap = GC_ENGINE_PLAN_MAX_CHUNK < pl ? GC_ENGINE_PLAN_MAX_CHUNK : pl;
         /* the largest chunk that fits, unless a smaller one re-encodes nothing */
         for (int c = cap; c >= 1; c--) {
-            if (!plan_for(e, c < bl ? c : bl, c, engine_bytes, model, &p)) continue;
+            if (!plan_for(e, c < bl ? c : bl, c, engine_bytes, model, &p, NULL)) continue;
             if (!found || p.reencoded_examples == 0) best = p;
             found = 1;
             if (best.reencoded_examples == 0) break;
@@ -232,15 +233,12 @@ static gc_status make_plan(gc_engine *e, size_t engine_bytes) {
     if (!found) {
         int qn = cfg->query_chunk > 0 ? cfg->query_chunk : 1;
         int pn = cfg->passage_chunk > 0 ? cfg->passage_chunk : 1;
-        gc_engine_plan need = {0};
-        size_t saved = cfg->memory_budget;
-        cfg->memory_budget = SIZE_MAX;
-        int ok = plan_for(e, qn < bl ? qn : bl, pn < pl ? pn : pl, engine_bytes, model, &need);
-        cfg->memory_budget = saved;
+        size_t need = 0;
+        plan_for(e, qn < bl ? qn : bl, pn < pl ? pn : pl, engine_bytes, model, &p, &need);
         return gc_set_error(GC_ERR_INVALID_ARG,
                             "engine create: memory budget of %zu bytes is too small: one chunk "
                             "(%d/%d examples) needs %zu bytes",
-                            saved, qn, pn, ok ? need.peak_bytes : (size_t)0);
+                            cfg->memory_budget, qn, pn, need);
     }
     e->plan = best;
     cfg->query_chunk = best.query_chunk, cfg->passage_chunk = best.passage_chunk;

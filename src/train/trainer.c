@@ -246,7 +246,8 @@ static gc_status check_config(const gc_trainer_config *c, const gc_train_data *d
                             "trainer: batch %d must be >= 1 and a multiple of the accumulation "
                             "steps %d",
                             c->batch, c->accumulation);
-    if (c->query_chunk < 1 || c->passage_chunk < 1 || c->max_len < 1)
+    int choose = c->memory_budget > 0 && c->query_chunk == 0 && c->passage_chunk == 0;
+    if ((!choose && (c->query_chunk < 1 || c->passage_chunk < 1)) || c->max_len < 1)
         return gc_set_error(GC_ERR_INVALID_ARG, "trainer: chunk sizes and max_len must be >= 1");
     if (!(c->lr >= 0) || !isfinite(c->lr) || !(c->max_grad_norm >= 0) ||
         !isfinite(c->max_grad_norm))
@@ -357,10 +358,16 @@ gc_status gc_trainer_create(gc_trainer **out, const gc_trainer_config *cfg, gc_e
         .learn_temperature = cfg->learn_temperature,
         .seed = cfg->seed,
         .matryoshka = cfg->matryoshka,
+        .memory_budget = cfg->memory_budget,
     };
     st = gc_engine_create(&t->engine, &ec, &t->genc[0], t->nenc == 2 ? &t->genc[1] : &t->genc[0],
                           comm);
     if (st != GC_OK) goto fail;
+    if ((st = gc_engine_get_plan(t->engine, &t->info.plan)) != GC_OK) goto fail;
+    if (cfg->memory_budget > 0) { /* the planner's chunk sizes */
+        t->info.query_chunk = t->info.plan.query_chunk;
+        t->info.passage_chunk = t->info.plan.passage_chunk;
+    }
 
     /* optimizers: the parameters' in their stores, log(tau)'s here */
     for (int i = 0; i < t->nenc; i++) {
