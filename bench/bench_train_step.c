@@ -2,6 +2,7 @@
  *
  *   bench_train_step [--model DIR] [--batch 64] [--chunk 32] [--qlen 32] [--plen 128]
  *                    [--steps 3] [--no-cache] [--precision fp32|bf16]
+ *                    [--memory-budget BYTES]  (K/M/G suffix: KiB/MiB/GiB; the engine's planner)
  *
  * Every query has qlen tokens and every passage plen tokens ([CLS], random ids, [SEP]), the
  * loss is InfoNCE over in-batch negatives (tau 0.05), dropout as in the model's config. One
@@ -45,6 +46,7 @@ static void make_batch(gc_token_batch *tb, int32_t *ids, int64_t *offs, int n, i
 int main(int argc, char **argv) {
     const char *model_dir = GC_MODEL_DIR;
     int batch = 64, chunk = 32, qlen = 32, plen = 128, steps = 3, no_cache = 0;
+    size_t budget = 0;
     gc_precision prec = GC_PRECISION_FP32;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -62,12 +64,21 @@ int main(int argc, char **argv) {
             steps = atoi(argv[++i]);
         else if (strcmp(a, "--no-cache") == 0)
             no_cache = 1;
-        else if (i + 1 < argc && strcmp(a, "--precision") == 0) {
+        else if (i + 1 < argc && strcmp(a, "--memory-budget") == 0) {
+            char *end;
+            double v = strtod(argv[++i], &end);
+            double unit = *end == 'K'   ? 1024.0
+                          : *end == 'M' ? 1048576.0
+                          : *end == 'G' ? 1 << 30
+                                        : 1;
+            budget = v > 0 ? (size_t)(v * unit) : 0;
+            if (!budget) return 2;
+        } else if (i + 1 < argc && strcmp(a, "--precision") == 0) {
             if (gc_precision_parse(argv[++i], &prec) != GC_OK) return 2;
         } else {
             fprintf(stderr, "usage: bench_train_step [--model DIR] [--batch N] [--chunk N] "
                             "[--qlen N] [--plen N] [--steps N] [--no-cache] "
-                            "[--precision fp32|bf16]\n");
+                            "[--precision fp32|bf16] [--memory-budget BYTES[K|M|G]]\n");
             return 2;
         }
     }
@@ -96,6 +107,7 @@ int main(int argc, char **argv) {
     ec.query_chunk = chunk;
     ec.passage_chunk = chunk;
     ec.no_cache = no_cache;
+    ec.memory_budget = budget;
     ec.max_len = maxlen; /* the engine reserves the model's buffers for its chunks */
     ec.loss.temperature = 0.05f;
     ec.seed = 1;
@@ -124,8 +136,20 @@ int main(int argc, char **argv) {
 
     printf("gradcache C: MiniLM-L%d, batch %d, chunk %d, query %d / passage %d tokens, %s, %s, "
            "%d threads: %.3f s/step, %.2f pairs/s (loss %.4f)\n",
-           cfg->layers, batch, chunk, qlen, plen, no_cache ? "no cache" : "gradient cache",
+           cfg->layers, batch, chunk, qlen, plen,
+           no_cache ? "no cache"
+           : budget ? "gradient cache, memory budget"
+                    : "gradient cache",
            gc_precision_name(prec), omp_get_max_threads(), per_step, batch / per_step, stats.loss);
+    if (budget) {
+        gc_engine_plan p;
+        gc_engine_get_plan(e, &p);
+        printf("  memory plan: budget %.2f GiB, chunks %d/%d, kept %d of %d query and %d of %d "
+               "passage chunks (%d examples re-encoded), expected peak %.2f GiB\n",
+               p.budget / 1073741824.0, p.query_chunk, p.passage_chunk, p.kept_query,
+               p.query_chunks, p.kept_passage, p.passage_chunks, p.reencoded_examples,
+               p.peak_bytes / 1073741824.0);
+    }
     printf("  one passage chunk of %d: encode %.3f s, forward %.3f s, backward %.3f s\n", a.count,
            t2 - t1, t3 - t2, t4 - t3);
     free(reps);
