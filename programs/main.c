@@ -12,7 +12,7 @@ static const char OVERVIEW[] =
     "Commands:\n"
     "  train   fine-tune a model on query/positive pairs (contrastive, in-batch negatives)\n"
     "  encode  write the embeddings of one field of a JSONL file as a float32 .npy\n"
-    "  eval    retrieval metrics (recall@K, MRR@10, nDCG@10) on query/positive pairs\n"
+    "  eval    retrieval metrics on query/positive pairs or a BEIR folder\n"
     "  init    create a randomly initialised model folder from a config.json and a vocab\n"
     "  report  draw a training log as one HTML page of charts (train writes one at the end)\n"
     "\n"
@@ -20,8 +20,9 @@ static const char OVERVIEW[] =
     "  --help     this text (gradcache <command> --help for a command's options)\n"
     "  --version  print the version\n"
     "\n"
-    "Data files are JSONL or gzip-compressed JSONL, one object per line with \"query\" and\n"
-    "\"positive\" strings and an optional \"negatives\" array of strings. Errors go to stderr as\n"
+    "Data files are JSONL or gzip-compressed JSONL, one object per line: query/positive/\n"
+    "negatives, anchor/positive/negative[_N] (sentence-transformers) or query/pos/neg\n"
+    "(FlagEmbedding, Tevatron); train --help tells more. Errors go to stderr as\n"
     "one line 'gradcache: error: ...'; exit status 2 means a bad command line, 1 a failure\n"
     "while running, 130/143 an interrupted training run (its checkpoint is saved).\n";
 
