@@ -105,6 +105,16 @@ static int model_max_len(const gc_bert *m) {
     return len < 2 ? 2 : len;
 }
 
+/* With o->reserve, reserve inference buffers for batches of o->batch sequences of the longer of
+ * the two lists; prints the error and returns nonzero on failure. */
+static int reserve_for(gc_bert *model, const cli_eval_opts *o, const gc_token_list *a,
+                       const gc_token_list *b) {
+    if (!o->reserve) return 0;
+    int len = a->max_len > b->max_len ? a->max_len : b->max_len;
+    gc_status st = gc_bert_reserve_inference(model, o->batch, len);
+    return st == GC_OK ? 0 : cli_fail(st, "preparing the model");
+}
+
 int cli_eval_dataset(gc_bert *model, const gc_tokenizer *tok, const gc_dataset *d,
                      const cli_eval_opts *o, gc_retrieval_metrics *out) {
     const size_t n = d->n;
@@ -132,14 +142,7 @@ int cli_eval_dataset(gc_bert *model, const gc_tokenizer *tok, const gc_dataset *
         cli_error("%s:%zu: %s", d->path, d->pairs[bad].line, gc_last_error());
         goto done;
     }
-    if (o->reserve) {
-        int len = tq.max_len > tp.max_len ? tq.max_len : tp.max_len;
-        st = gc_bert_reserve_inference(model, o->batch, len);
-        if (st != GC_OK) {
-            cli_fail(st, "preparing the model");
-            goto done;
-        }
-    }
+    if (reserve_for(model, o, &tq, &tp) != 0) goto done;
     gc_encoder enc = gc_bert_encoder(model);
     gc_token_batch qb = gc_token_list_batch(&tq), pb = gc_token_list_batch(&tp);
     st = gc_eval_pairs_dim(&enc, &qb, &pb, o->batch, o->dim, o->ks, o->nk, out);
@@ -187,14 +190,7 @@ int cli_eval_beir(gc_bert *model, const gc_tokenizer *tok, const gc_beir *b, con
         cli_error("%s: document \"%.80s\": %s", b->path, b->doc_ids[bad], gc_last_error());
         goto done;
     }
-    if (o->reserve) {
-        int len = tq.max_len > td.max_len ? tq.max_len : td.max_len;
-        st = gc_bert_reserve_inference(model, o->batch, len);
-        if (st != GC_OK) {
-            cli_fail(st, "preparing the model");
-            goto done;
-        }
-    }
+    if (reserve_for(model, o, &tq, &td) != 0) goto done;
     gc_encoder enc = gc_bert_encoder(model);
     gc_token_batch qb = gc_token_list_batch(&tq), db = gc_token_list_batch(&td);
     st = gc_eval_beir(&enc, b, &qb, &db, o->batch, out);
