@@ -62,6 +62,38 @@ gc_status gc_infonce_shard(const float *q, const float *p, int B, int P, int d,
                            const gc_loss_config *cfg, const gc_loss_shard *shard, gc_loss_out *out,
                            float *dq, float *dp, void *workspace);
 
+
+/* ------------------------------------------------------------------------------------------ */
+/* The loss in two halves, so no representation gradient need be cached for the whole batch.
+ *
+ * gc_infonce_stats makes the forward pass only: loss, accuracy, d loss / d log tau, and the
+ * per-row and (symmetric) per-positive-column log-sum-exp statistics, which stay in the
+ * workspace. gc_infonce_rep_grad then gives the gradient of any rows of either side, assigned
+ * to a (count, d) buffer, from the tiles that involve those rows: queries [first, first+count)
+ * against every passage, or passages against every query. Called over a partition of both
+ * sides it does the work of gc_infonce's backward pass plus one more score product per tile,
+ * and its rows equal gc_infonce's (to float rounding: the tiles sum in another order).
+ *
+ * Sharded (shard->comm of several ranks): stats scores only the rank's query rows, merges the
+ * column statistics, and all-reduces the row statistics, so every rank holds all B rows' and
+ * rep_grad of ANY rows is complete on the rank (no reduce-scatter of passage gradients). The
+ * workspace holds per-example statistics (about 40 bytes a pair) and tile buffers; between
+ * stats and rep_grad, v must describe the same values. */
+typedef struct gc_rep_view {
+    const void *q; /* (B, ld) query rows: float, or uint16_t bf16 when bf16 != 0 */
+    const void *p; /* (P, ld) passage rows */
+    int ld;        /* row stride in elements; the loss reads the first d columns */
+    int bf16;
+} gc_rep_view;
+
+size_t gc_infonce_stats_workspace_size(int B, int P, int d, int rows, int sharded,
+                                       const gc_loss_config *cfg);
+gc_status gc_infonce_stats(const gc_rep_view *v, int B, int P, int d, const gc_loss_config *cfg,
+                           const gc_loss_shard *shard, gc_loss_out *out, void *workspace);
+/* side 0: queries, 1: passages. grad (count, d) = scale * d loss / d rows, assigned. */
+gc_status gc_infonce_rep_grad(const gc_rep_view *v, int side, int first, int count, float scale,
+                              float *grad, void *workspace);
+
 #ifdef __cplusplus
 }
 #endif

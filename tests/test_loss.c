@@ -218,6 +218,120 @@ static void test_tiled_vs_dense(void) {
            worst.loss, worst.dq, worst.dp, worst.dlt);
 }
 
+/* The loss in two halves (gc_infonce_stats, then gc_infonce_rep_grad over groups of rows of
+ * uneven sizes) against the dense reference: float views read in place and strided (a prefix of
+ * wider rows), and bf16 views against the reference on the same values widened. */
+static void split_grads(const gc_rep_view *v, int B, int P, int d, const gc_loss_config *cfg,
+                        gc_loss_out *o, float *dq, float *dp) {
+    size_t n = gc_infonce_stats_workspace_size(B, P, d, B, 0, cfg);
+    CHECK(n > 0, "stats workspace size");
+    void *ws = malloc(n);
+    memset(ws, 0xA5, n); /* stale bytes must not matter */
+    gc_status st = gc_infonce_stats(v, B, P, d, cfg, NULL, o, ws);
+    CHECK(st == GC_OK, "gc_infonce_stats B=%d P=%d: %s", B, P, gc_last_error());
+    static const int groups[] = {1, 3, 16, 5, 64};
+    for (int side = 0; side < 2 && st == GC_OK; side++) {
+        int n_side = side ? P : B, g = 0;
+        float *out = side ? dp : dq;
+        for (int i = 0; i < n_side && st == GC_OK; g++) {
+            int c = groups[g % 5] < n_side - i ? groups[g % 5] : n_side - i;
+            for (size_t k = 0; k < (size_t)c * d; k++) out[(size_t)i * d + k] = 1e3f; /* stale */
+            st = gc_infonce_rep_grad(v, side, i, c, 1.0f, out + (size_t)i * d, ws);
+            CHECK(st == GC_OK, "gc_infonce_rep_grad side %d [%d, %d): %s", side, i, i + c,
+                  gc_last_error());
+            i += c;
+        }
+    }
+    free(ws);
+}
+
+/* misuse: gradients before statistics, rows outside the side, another view */
+static void test_split_misuse(void);
+
+static void test_split_vs_dense(void) {
+    const int batches[] = {1, 7, 64, 300};
+    const int tiles[] = {5, 100, 0};
+    const int d = 24, wide = 27;
+    double worst[3] = {0, 0, 0}; /* float in place, float strided, bf16 */
+    for (size_t bi = 0; bi < sizeof batches / sizeof batches[0]; bi++)
+        for (int K = 0; K <= 2; K += 2)
+            for (int var = 0; var < 4; var++) {
+                const int B = batches[bi], P = B * (1 + K);
+                gc_loss_config cfg = {var & 2 ? 0.05f : 0.3f, var & 1, var >> 1, 0};
+                float *q = malloc(sizeof(float) * B * d), *p = malloc(sizeof(float) * P * d);
+                float *qw = malloc(sizeof(float) * B * wide),
+                      *pw = malloc(sizeof(float) * P * wide);
+                uint16_t *qh = malloc(2 * (size_t)B * d), *ph = malloc(2 * (size_t)P * d);
+                float *qr = malloc(sizeof(float) * B * d), *pr = malloc(sizeof(float) * P * d);
+                float *rdq = malloc(sizeof(float) * B * d), *rdp = malloc(sizeof(float) * P * d);
+                float *hdq = malloc(sizeof(float) * B * d), *hdp = malloc(sizeof(float) * P * d);
+                float *dq = malloc(sizeof(float) * B * d), *dp = malloc(sizeof(float) * P * d);
+                make_pair(q, p, B, P, d, var & 2 ? 1.0 : 0.4);
+                for (int i = 0; i < B + P; i++) { /* strided copies: d values, then junk */
+                    const float *src = i < B ? q + (size_t)i * d : p + (size_t)(i - B) * d;
+                    float *dst = i < B ? qw + (size_t)i * wide : pw + (size_t)(i - B) * wide;
+                    memcpy(dst, src, sizeof(float) * d);
+                    for (int k = d; k < wide; k++) dst[k] = NAN;
+                }
+                gc_bf16_from_f32_ref(qh, q, (size_t)B * d);
+                gc_bf16_from_f32_ref(ph, p, (size_t)P * d);
+                gc_bf16_to_f32(qr, qh, (size_t)B * d);
+                gc_bf16_to_f32(pr, ph, (size_t)P * d);
+                gc_loss_out ro, rh;
+                CHECK_OK(gc_infonce_ref(q, p, B, P, d, &cfg, &ro, rdq, rdp));
+                CHECK_OK(gc_infonce_ref(qr, pr, B, P, d, &cfg, &rh, hdq, hdp));
+                for (size_t ti = 0; ti < sizeof tiles / sizeof tiles[0]; ti++) {
+                    cfg.tile = tiles[ti];
+                    if (cfg.tile > 0 && (double)B * P / ((double)cfg.tile * cfg.tile) > 20000)
+                        continue;
+                    const gc_rep_view views[3] = {{q, p, d, 0}, {qw, pw, wide, 0}, {qh, ph, d, 1}};
+                    for (int vi = 0; vi < 3; vi++) {
+                        const gc_loss_out *r = vi == 2 ? &rh : &ro;
+                        const float *gq = vi == 2 ? hdq : rdq, *gp = vi == 2 ? hdp : rdp;
+                        gc_loss_out o = {0};
+                        split_grads(&views[vi], B, P, d, &cfg, &o, dq, dp);
+                        double e[4] = {rel(o.loss, r->loss), rel(o.dlog_tau, r->dlog_tau),
+                                       max_rel_err(dq, gq, (size_t)B * d),
+                                       max_rel_err(dp, gp, (size_t)P * d)};
+                        double m = fmax(fmax(e[0], e[1]), fmax(e[2], e[3]));
+                        CHECK(m <= 1e-5 && fabs(o.accuracy - r->accuracy) <= 1.0 / B + 1e-12,
+                              "split view %d B=%d K=%d sym=%d cos=%d tile=%d: loss %.3g "
+                              "dlog_tau %.3g dq %.3g dp %.3g",
+                              vi, B, K, cfg.symmetric, cfg.cosine, cfg.tile, e[0], e[1], e[2],
+                              e[3]);
+                        worst[vi] = fmax(worst[vi], m);
+                    }
+                }
+                free(q), free(p), free(qw), free(pw), free(qh), free(ph), free(qr), free(pr);
+                free(rdq), free(rdp), free(hdq), free(hdp), free(dq), free(dp);
+            }
+    printf("split (stats + rep grad) vs dense: max error float %.2e, strided %.2e, bf16 %.2e\n",
+           worst[0], worst[1], worst[2]);
+
+    test_split_misuse();
+}
+
+static void test_split_misuse(void) {
+    const int B = 4, P = 8, d = 3;
+    float q[12], p[24], g[24];
+    make_pair(q, p, B, P, d, 0.5);
+    gc_loss_config cfg = {0.5f, 1, 0, 0};
+    gc_rep_view v = {q, p, d, 0}, vb = {q, p, d, 1}, vs = {q, p, 2, 0};
+    size_t n = gc_infonce_stats_workspace_size(B, P, d, B, 0, &cfg);
+    void *ws = calloc(1, n);
+    gc_loss_out o;
+    CHECK(gc_infonce_rep_grad(&v, 0, 0, 1, 1.0f, g, ws) == GC_ERR_INVALID_ARG, "before stats");
+    CHECK(gc_infonce_stats(&vs, B, P, d, &cfg, NULL, &o, ws) == GC_ERR_INVALID_ARG,
+          "stride below d");
+    CHECK_OK(gc_infonce_stats(&v, B, P, d, &cfg, NULL, &o, ws));
+    CHECK(gc_infonce_rep_grad(&v, 0, 2, 3, 1.0f, g, ws) == GC_ERR_INVALID_ARG, "rows past B");
+    CHECK(gc_infonce_rep_grad(&v, 1, -1, 2, 1.0f, g, ws) == GC_ERR_INVALID_ARG, "row -1");
+    CHECK(gc_infonce_rep_grad(&v, 2, 0, 1, 1.0f, g, ws) == GC_ERR_INVALID_ARG, "side 2");
+    CHECK(gc_infonce_rep_grad(&vb, 1, 0, 1, 1.0f, g, ws) == GC_ERR_INVALID_ARG, "other view");
+    CHECK_OK(gc_infonce_rep_grad(&v, 1, 0, 8, 1.0f, g, ws));
+    free(ws);
+}
+
 /* Loss only (no gradients), and one gradient at a time. */
 static void test_partial_outputs(void) {
     const int B = 20, K = 1, P = B * (1 + K), d = 16;
@@ -401,6 +515,7 @@ int main(void) {
     test_finite_differences();
     test_ref_float_vs_double();
     test_tiled_vs_dense();
+    test_split_vs_dense();
     test_partial_outputs();
     test_stability();
     test_bad_calls();

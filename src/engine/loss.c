@@ -362,6 +362,93 @@ static gc_status score_tile(float *S, const float *q, const float *p, const floa
     return GC_OK;
 }
 
+/* Merge the statistics of a score tile S (ti, tj) of global query rows gi0.. and passage
+ * columns J0..: each row's running (max, sum, expected score) rm, rz, re, its positive's score
+ * and the best other score (ti long, the tile's rows); with sym, the positive columns' running
+ * statistics cm, cz, ce (indexed by global column). */
+static void tile_stats(const float *S, int ti, int tj, int gi0, int J0, int B, int sym, double *rm,
+                       double *rz, double *re, float *pos, float *other, double *cm, double *cz,
+                       double *ce) {
+#pragma omp parallel for schedule(static) if (PAR((size_t)ti * tj))
+    for (int i = 0; i < ti; i++) {
+        const float *s = S + (size_t)i * tj;
+        const int dg = gi0 + i - J0; /* the positive's column in this tile, if any */
+        float m = -INFINITY;
+        for (int j = 0; j < tj; j++) m = s[j] > m ? s[j] : m;
+        double z = 0, e = 0;
+        for (int j = 0; j < tj; j++) {
+            float x = expf(s[j] - m);
+            z += x, e += (double)x * s[j];
+        }
+        lse_merge(&rm[i], &rz[i], &re[i], m, z, e);
+        if (dg >= 0 && dg < tj) {
+            float o = -INFINITY;
+            for (int j = 0; j < tj; j++)
+                if (j != dg) o = s[j] > o ? s[j] : o;
+            pos[i] = s[dg];
+            m = o;
+        }
+        if (m > other[i]) other[i] = m;
+    }
+    if (sym && J0 < B) {
+        const int tc = B - J0 < tj ? B - J0 : tj; /* positive columns in this tile */
+#pragma omp parallel for schedule(static) if (PAR((size_t)ti * tc))
+        for (int c0 = 0; c0 < tc; c0 += GC_LOSS_COL_BLOCK) {
+            const int nc = tc - c0 < GC_LOSS_COL_BLOCK ? tc - c0 : GC_LOSS_COL_BLOCK;
+            float m[GC_LOSS_COL_BLOCK];
+            double z[GC_LOSS_COL_BLOCK], e[GC_LOSS_COL_BLOCK];
+            for (int c = 0; c < nc; c++) m[c] = -INFINITY, z[c] = 0, e[c] = 0;
+            for (int i = 0; i < ti; i++) {
+                const float *s = S + (size_t)i * tj + c0;
+                for (int c = 0; c < nc; c++) m[c] = s[c] > m[c] ? s[c] : m[c];
+            }
+            for (int i = 0; i < ti; i++) {
+                const float *s = S + (size_t)i * tj + c0;
+                for (int c = 0; c < nc; c++) {
+                    float x = expf(s[c] - m[c]);
+                    z[c] += x, e[c] += (double)x * s[c];
+                }
+            }
+            for (int c = 0; c < nc; c++) {
+                const int j = J0 + c0 + c;
+                lse_merge(&cm[j], &cz[j], &ce[j], m[c], z[c], e[c]);
+            }
+        }
+    }
+}
+
+/* A score tile S (ti, tj) of global query rows gi0.. and passage columns J0.. becomes, in place,
+ * H = dS * a_i * b_j, the gradient with the scales held fixed. rm, rz: the rows' max and
+ * 1 / sum (ti long); cm, cz: the positive columns' (indexed by global column; tc of this tile's
+ * columns are positives); a: the rows' scales (ti), bj: the columns' (tj); w: a term's weight. */
+static void tile_to_grad(float *S, int ti, int tj, int gi0, int J0, int tc, const double *rm,
+                         const double *rz, const double *cm, const double *cz, const float *a,
+                         const float *bj, double w) {
+#pragma omp parallel for schedule(static) if (PAR((size_t)ti * tj))
+    for (int i = 0; i < ti; i++) {
+        float *s = S + (size_t)i * tj;
+        const float mi = (float)rm[i], ri = (float)(w * rz[i]);
+        const float ai = a[i];
+        const int dg = gi0 + i - J0; /* the positive's column in this tile, if any */
+        const float sd = dg >= 0 && dg < tj ? s[dg] : 0.0f;
+        for (int j = 0; j < tc; j++) {
+            const int jg = J0 + j;
+            float g = expf(s[j] - mi) * ri + expf(s[j] - (float)cm[jg]) * (float)(w * cz[jg]);
+            s[j] = g * ai * bj[j];
+        }
+        for (int j = tc; j < tj; j++) s[j] = expf(s[j] - mi) * ri * ai * bj[j];
+        /* softmax_ii - 1 cancels badly in float when the positive takes nearly all the mass (a
+         * well-trained model, or scale 100): form it in double from the running statistics,
+         * whose z holds the other passages' mass to double precision */
+        if (dg >= 0 && dg < tj) {
+            const int ig = gi0 + i;
+            double g = exp((double)sd - rm[i]) * rz[i] - 1.0;
+            if (dg < tc) g += exp((double)sd - cm[ig]) * cz[ig] - 1.0;
+            s[dg] = (float)(w * g * ai * bj[dg]);
+        }
+    }
+}
+
 /* Merge the positive columns' partial statistics of every rank: the global max first, then
  * each rank rescales its sums to it and the sums are added. */
 static gc_status merge_columns(const gc_comm *comm, double *col_m, double *col_z, double *col_e,
@@ -430,52 +517,8 @@ gc_status gc_infonce_shard(const float *q, const float *p, int B, int P, int d,
         for (int J0 = 0; J0 < P; J0 += T) {
             const int tj = P - J0 < T ? P - J0 : T;
             if ((st = score_tile(S, ql, p, a, b, I0, J0, ti, tj, d)) != GC_OK) break;
-#pragma omp parallel for schedule(static) if (PAR((size_t)ti * tj))
-            for (int i = 0; i < ti; i++) {
-                const float *s = S + (size_t)i * tj;
-                const int dg = R0 + I0 + i - J0; /* the positive's column in this tile, if any */
-                float m = -INFINITY;
-                for (int j = 0; j < tj; j++) m = s[j] > m ? s[j] : m;
-                double z = 0, e = 0;
-                for (int j = 0; j < tj; j++) {
-                    float x = expf(s[j] - m);
-                    z += x, e += (double)x * s[j];
-                }
-                lse_merge(&row_m[I0 + i], &row_z[I0 + i], &row_e[I0 + i], m, z, e);
-                if (dg >= 0 && dg < tj) {
-                    float o = -INFINITY;
-                    for (int j = 0; j < tj; j++)
-                        if (j != dg) o = s[j] > o ? s[j] : o;
-                    pos[I0 + i] = s[dg];
-                    m = o;
-                }
-                if (m > other[I0 + i]) other[I0 + i] = m;
-            }
-            if (sym && J0 < B) {
-                const int tc = B - J0 < tj ? B - J0 : tj; /* positive columns in this tile */
-#pragma omp parallel for schedule(static) if (PAR((size_t)ti * tc))
-                for (int c0 = 0; c0 < tc; c0 += GC_LOSS_COL_BLOCK) {
-                    const int nc = tc - c0 < GC_LOSS_COL_BLOCK ? tc - c0 : GC_LOSS_COL_BLOCK;
-                    float m[GC_LOSS_COL_BLOCK];
-                    double z[GC_LOSS_COL_BLOCK], e[GC_LOSS_COL_BLOCK];
-                    for (int c = 0; c < nc; c++) m[c] = -INFINITY, z[c] = 0, e[c] = 0;
-                    for (int i = 0; i < ti; i++) {
-                        const float *s = S + (size_t)i * tj + c0;
-                        for (int c = 0; c < nc; c++) m[c] = s[c] > m[c] ? s[c] : m[c];
-                    }
-                    for (int i = 0; i < ti; i++) {
-                        const float *s = S + (size_t)i * tj + c0;
-                        for (int c = 0; c < nc; c++) {
-                            float x = expf(s[c] - m[c]);
-                            z[c] += x, e[c] += (double)x * s[c];
-                        }
-                    }
-                    for (int c = 0; c < nc; c++) {
-                        const int j = J0 + c0 + c;
-                        lse_merge(&col_m[j], &col_z[j], &col_e[j], m[c], z[c], e[c]);
-                    }
-                }
-            }
+            tile_stats(S, ti, tj, R0 + I0, J0, B, sym, row_m + I0, row_z + I0, row_e + I0, pos + I0,
+                       other + I0, col_m, col_z, col_e);
         }
     }
     if (st != GC_OK) goto done;
@@ -518,33 +561,8 @@ gc_status gc_infonce_shard(const float *q, const float *p, int B, int P, int d,
             const int tj = P - J0 < T ? P - J0 : T;
             const int tc = sym && J0 < B ? (B - J0 < tj ? B - J0 : tj) : 0;
             if ((st = score_tile(S, ql, p, a, b, I0, J0, ti, tj, d)) != GC_OK) break;
-#pragma omp parallel for schedule(static) if (PAR((size_t)ti * tj))
-            for (int i = 0; i < ti; i++) {
-                float *s = S + (size_t)i * tj;
-                const float mi = (float)row_m[I0 + i], ri = (float)(w * row_z[I0 + i]);
-                const float ai = a[I0 + i];
-                const float *bj = b + J0;
-                const int dg = R0 + I0 + i - J0; /* the positive's column in this tile, if any */
-                const float sd = dg >= 0 && dg < tj ? s[dg] : 0.0f;
-                /* H_ij = dS_ij a_i b_j */
-                for (int j = 0; j < tc; j++) {
-                    const int jg = J0 + j;
-                    float g = expf(s[j] - mi) * ri +
-                              expf(s[j] - (float)col_m[jg]) * (float)(w * col_z[jg]);
-                    s[j] = g * ai * bj[j];
-                }
-                for (int j = tc; j < tj; j++) s[j] = expf(s[j] - mi) * ri * ai * bj[j];
-                /* softmax_ii - 1 cancels badly in float when the positive takes nearly all
-                 * the mass (a well-trained model, or scale 100): form it in double from the
-                 * running statistics, whose z holds the other passages' mass to double
-                 * precision */
-                if (dg >= 0 && dg < tj) {
-                    const int il = I0 + i, ig = R0 + il;
-                    double g = exp((double)sd - row_m[il]) * row_z[il] - 1.0;
-                    if (dg < tc) g += exp((double)sd - col_m[ig]) * col_z[ig] - 1.0;
-                    s[dg] = (float)(w * g * ai * bj[dg]);
-                }
-            }
+            tile_to_grad(S, ti, tj, R0 + I0, J0, tc, row_m + I0, row_z + I0, col_m, col_z, a + I0,
+                         b + J0, w);
             if (dql && (st = gc_matmul(dql + (size_t)I0 * d, S, p + (size_t)J0 * d, ti, d, tj, 0, 0,
                                        J0 > 0)) != GC_OK)
                 break;
@@ -566,4 +584,309 @@ done:
 gc_status gc_infonce(const float *q, const float *p, int B, int P, int d, const gc_loss_config *cfg,
                      gc_loss_out *out, float *dq, float *dp, void *workspace) {
     return gc_infonce_shard(q, p, B, P, d, cfg, NULL, out, dq, dp, workspace);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The loss in two halves: gc_infonce_stats, then gc_infonce_rep_grad per group of rows.
+ *
+ * The workspace starts with a header (sizes, configuration, whether stats has run), then the
+ * statistics of every row (all B, gathered across ranks) and of every positive column, the
+ * score scales of every query and passage, the forward-only per-row values of this rank's rows,
+ * and the tile buffers: a score tile and two (tile, d) float blocks into which rows are widened
+ * when the view is bf16 or strided (a float view of stride d is read in place). */
+
+typedef struct stats_header {
+    int B, P, d, R0, NR, sharded, ld, bf16, ready;
+    gc_loss_config cfg;
+} stats_header;
+
+typedef struct stats_layout {
+    int tile;
+    size_t hdr, row_m, row_z, col_m, col_z, col_e, col_g, a, b, ps, row_e, pos, other, S, qb, pb;
+    size_t total;
+} stats_layout;
+
+static void stats_plan(stats_layout *L, int B, int P, int d, int rows, int sharded,
+                       const gc_loss_config *cfg) {
+    size_t at = 0;
+    int T = cfg->tile > 0 ? cfg->tile : GC_LOSS_DEFAULT_TILE;
+    if (T > P) T = P;
+    L->tile = T;
+    size_t ncol = cfg->symmetric ? (size_t)B : 0;
+    L->hdr = take(&at, sizeof(stats_header));
+    L->row_m = take(&at, sizeof(double) * B);
+    L->row_z = take(&at, sizeof(double) * B);
+    L->col_m = take(&at, sizeof(double) * ncol);
+    L->col_z = take(&at, sizeof(double) * ncol);
+    L->col_e = take(&at, sizeof(double) * ncol);
+    L->col_g = take(&at, sizeof(double) * (sharded ? ncol : 0));
+    L->a = take(&at, sizeof(float) * B);
+    L->b = take(&at, sizeof(float) * P);
+    L->ps = take(&at, sizeof(float) * B);
+    L->row_e = take(&at, sizeof(double) * rows);
+    L->pos = take(&at, sizeof(float) * rows);
+    L->other = take(&at, sizeof(float) * rows);
+    L->S = take(&at, sizeof(float) * (size_t)T * T);
+    L->qb = take(&at, sizeof(float) * (size_t)T * d);
+    L->pb = take(&at, sizeof(float) * (size_t)T * d);
+    L->total = at + 64;
+}
+
+size_t gc_infonce_stats_workspace_size(int B, int P, int d, int rows, int sharded,
+                                       const gc_loss_config *cfg) {
+    if (!cfg || B <= 0 || P < B || d <= 0 || rows <= 0 || rows > B) return 0;
+    stats_layout L;
+    stats_plan(&L, B, P, d, rows, sharded, cfg);
+    return L.total;
+}
+
+/* Rows [r0, r0 + n) of a view's side as (n, d) floats: in place for a float view of stride d,
+ * else widened into buf. */
+static const float *load_rows(const void *x, int ld, int bf16, int r0, int n, int d, float *buf) {
+    if (!bf16 && ld == d) return (const float *)x + (size_t)r0 * d;
+#pragma omp parallel for schedule(static) if (PAR((size_t)n * d))
+    for (int i = 0; i < n; i++) {
+        float *o = buf + (size_t)i * d;
+        if (bf16) {
+            const uint16_t *r = (const uint16_t *)x + (size_t)(r0 + i) * ld;
+            for (int k = 0; k < d; k++) o[k] = gc_bf16_value(r[k]);
+        } else {
+            memcpy(o, (const float *)x + (size_t)(r0 + i) * ld, sizeof(float) * d);
+        }
+    }
+    return buf;
+}
+
+/* Score scales of rows [0, n) of a view's side (see score_scales), through a (T, d) buffer. */
+static void view_scales(float *out, const void *x, int ld, int bf16, int n, int d, int T,
+                        double scale, int cosine, float *buf) {
+    if (!cosine) {
+        for (int i = 0; i < n; i++) out[i] = (float)(1.0 / scale);
+        return;
+    }
+    for (int r0 = 0; r0 < n; r0 += T) {
+        int m = n - r0 < T ? n - r0 : T;
+        score_scales(out + r0, load_rows(x, ld, bf16, r0, m, d, buf), m, d, scale, 1);
+    }
+}
+
+static int view_finite(const void *x, int ld, int bf16, int n, int d) {
+    int ok = 1;
+#pragma omp parallel for schedule(static) reduction(&& : ok) if (PAR((size_t)n * d))
+    for (int i = 0; i < n; i++) {
+        for (int k = 0; k < d && ok; k++) {
+            float v = bf16 ? gc_bf16_value(((const uint16_t *)x)[(size_t)i * ld + k])
+                           : ((const float *)x)[(size_t)i * ld + k];
+            ok = ok && isfinite(v);
+        }
+    }
+    return ok;
+}
+
+/* S (ti, tj) = scaled scores of loaded rows qb (ti, d), pb (tj, d); a, b: their scales. */
+static gc_status score_block(float *S, const float *qb, const float *pb, const float *a,
+                             const float *b, int ti, int tj, int d) {
+    gc_status st = gc_matmul(S, qb, pb, ti, tj, d, 0, 1, 0);
+    if (st != GC_OK) return st;
+#pragma omp parallel for schedule(static) if (PAR((size_t)ti * tj))
+    for (int i = 0; i < ti; i++) {
+        float *s = S + (size_t)i * tj;
+        const float ai = a[i];
+        for (int j = 0; j < tj; j++) s[j] = s[j] * ai * b[j];
+    }
+    return GC_OK;
+}
+
+/* ps (B) = every positive's score s_ii, from a dot product in double in a fixed order. The
+ * gradient tiles recompute scores in products of other shapes than the statistics' tiles, and
+ * a product's rounding depends on its shape; softmax_ii - 1 cancels, so the positive's score
+ * must be the very value the statistics saw: both passes write these into their tiles. */
+static void positive_scores(float *ps, const gc_rep_view *v, int B, int d, const float *a,
+                            const float *b) {
+#pragma omp parallel for schedule(static) if (PAR((size_t)B * d))
+    for (int i = 0; i < B; i++) {
+        double acc = 0;
+        for (int k = 0; k < d; k++) {
+            size_t at = (size_t)i * v->ld + k;
+            double x =
+                v->bf16 ? gc_bf16_value(((const uint16_t *)v->q)[at]) : ((const float *)v->q)[at];
+            double y =
+                v->bf16 ? gc_bf16_value(((const uint16_t *)v->p)[at]) : ((const float *)v->p)[at];
+            acc += x * y;
+        }
+        ps[i] = (float)acc * a[i] * b[i];
+    }
+}
+
+/* In a tile of rows gi0.. and columns J0.. (ti, tj), the positives' scores from ps. */
+static void set_positives(float *S, int ti, int tj, int gi0, int J0, const float *ps) {
+    for (int i = 0; i < ti; i++) {
+        int dg = gi0 + i - J0;
+        if (dg >= 0 && dg < tj) S[(size_t)i * tj + dg] = ps[gi0 + i];
+    }
+}
+
+gc_status gc_infonce_stats(const gc_rep_view *v, int B, int P, int d, const gc_loss_config *cfg,
+                           const gc_loss_shard *shard, gc_loss_out *out, void *workspace) {
+    if (!v || !workspace)
+        return gc_set_error(GC_ERR_INVALID_ARG, "infonce stats: NULL %s",
+                            !v ? "view" : "workspace");
+    gc_status st = check_args(v->q, v->p, B, P, d, cfg, out, "infonce stats");
+    if (st != GC_OK) return st;
+    if (v->ld < d)
+        return gc_set_error(GC_ERR_INVALID_ARG, "infonce stats: row stride %d < dimension %d",
+                            v->ld, d);
+    const gc_comm *comm = shard ? shard->comm : NULL;
+    const int R0 = shard ? shard->row0 : 0, NR = shard ? shard->rows : B;
+    const int sharded = gc_comm_size(comm) > 1;
+    if (R0 < 0 || NR < 1 || R0 > B - NR)
+        return gc_set_error(GC_ERR_INVALID_ARG,
+                            "infonce stats: rows [%d, %d) outside the batch of %d", R0, R0 + NR, B);
+    if (sharded && (st = gc_comm_check(comm, "infonce stats")) != GC_OK) return st;
+    if (!view_finite(v->q, v->ld, v->bf16, B, d))
+        return gc_set_error(GC_ERR_NUMERIC, "infonce: non-finite value in the queries");
+    if (!view_finite(v->p, v->ld, v->bf16, P, d))
+        return gc_set_error(GC_ERR_NUMERIC, "infonce: non-finite value in the passages");
+
+    stats_layout L;
+    stats_plan(&L, B, P, d, NR, sharded, cfg);
+    char *ws = (char *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
+    stats_header *h = (stats_header *)(ws + L.hdr);
+    *h = (stats_header){B, P, d, R0, NR, sharded, v->ld, v->bf16 != 0, 0, *cfg};
+    double *row_m = (double *)(ws + L.row_m), *row_z = (double *)(ws + L.row_z);
+    double *col_m = (double *)(ws + L.col_m), *col_z = (double *)(ws + L.col_z);
+    double *col_e = (double *)(ws + L.col_e), *col_g = (double *)(ws + L.col_g);
+    double *row_e = (double *)(ws + L.row_e);
+    float *pos = (float *)(ws + L.pos), *other = (float *)(ws + L.other);
+    float *a = (float *)(ws + L.a), *b = (float *)(ws + L.b), *S = (float *)(ws + L.S);
+    float *qbuf = (float *)(ws + L.qb), *pbuf = (float *)(ws + L.pb), *ps = (float *)(ws + L.ps);
+    const int sym = cfg->symmetric != 0, cosine = cfg->cosine != 0, T = L.tile;
+
+    view_scales(a, v->q, v->ld, v->bf16, B, d, T, cfg->temperature, cosine, qbuf);
+    view_scales(b, v->p, v->ld, v->bf16, P, d, T, 1.0, cosine, pbuf);
+    positive_scores(ps, v, B, d, a, b);
+    for (int i = 0; i < B; i++) row_m[i] = -INFINITY, row_z[i] = 0;
+    for (int i = 0; i < NR; i++) row_e[i] = 0, other[i] = -INFINITY, pos[i] = 0;
+    if (sym)
+        for (int j = 0; j < B; j++) col_m[j] = -INFINITY, col_z[j] = 0, col_e[j] = 0;
+
+    for (int I0 = 0; I0 < NR && st == GC_OK; I0 += T) {
+        const int ti = NR - I0 < T ? NR - I0 : T, gi0 = R0 + I0;
+        const float *qb = load_rows(v->q, v->ld, v->bf16, gi0, ti, d, qbuf);
+        for (int J0 = 0; J0 < P; J0 += T) {
+            const int tj = P - J0 < T ? P - J0 : T;
+            const float *pb = load_rows(v->p, v->ld, v->bf16, J0, tj, d, pbuf);
+            if ((st = score_block(S, qb, pb, a + gi0, b + J0, ti, tj, d)) != GC_OK) break;
+            set_positives(S, ti, tj, gi0, J0, ps);
+            tile_stats(S, ti, tj, gi0, J0, B, sym, row_m + gi0, row_z + gi0, row_e + I0, pos + I0,
+                       other + I0, col_m, col_z, col_e);
+        }
+    }
+    if (st != GC_OK) return st;
+    if (sym && sharded && (st = merge_columns(comm, col_m, col_z, col_e, col_g, B)) != GC_OK)
+        return st;
+
+    const double w = (sym ? 0.5 : 1.0) / B;
+    double tot[3] = {0, 0, 0}; /* loss, d loss / d log tau, hits (as gc_infonce_shard) */
+    for (int i = 0; i < NR; i++) {
+        const int ig = R0 + i;
+        tot[0] += w * (row_m[ig] + log(row_z[ig]) - pos[i]);
+        tot[1] -= w * (row_e[i] / row_z[ig] - pos[i]);
+        tot[2] += pos[i] > other[i];
+        if (sym) {
+            tot[0] += w * (col_m[ig] + log(col_z[ig]) - pos[i]);
+            tot[1] -= w * (col_e[ig] / col_z[ig] - pos[i]);
+        }
+    }
+    if (sharded && (st = comm->ops->all_reduce_f64(comm->ctx, tot, 3, GC_COMM_SUM)) != GC_OK)
+        return st;
+    if (!isfinite(tot[0]) || !isfinite(tot[1]))
+        return gc_set_error(GC_ERR_NUMERIC, "infonce: the loss is not finite (%g)", tot[0]);
+    out->loss = tot[0];
+    out->dlog_tau = tot[1];
+    out->accuracy = tot[2] / B;
+
+    /* every rank gets every row's statistics: the others' rows are zero here, so a sum is an
+     * exact gather; then keep 1 / z so the gradient tiles only multiply */
+    for (int i = 0; i < NR; i++) row_z[R0 + i] = 1.0 / row_z[R0 + i];
+    if (sharded) {
+        for (int i = 0; i < B; i++)
+            if (i < R0 || i >= R0 + NR) row_m[i] = 0, row_z[i] = 0;
+        if ((st = comm->ops->all_reduce_f64(comm->ctx, row_m, (size_t)B, GC_COMM_SUM)) != GC_OK ||
+            (st = comm->ops->all_reduce_f64(comm->ctx, row_z, (size_t)B, GC_COMM_SUM)) != GC_OK)
+            return st;
+    }
+    if (sym)
+        for (int j = 0; j < B; j++) col_z[j] = 1.0 / col_z[j];
+    h->ready = 1;
+    return GC_OK;
+}
+
+gc_status gc_infonce_rep_grad(const gc_rep_view *v, int side, int first, int count, float scale,
+                              float *grad, void *workspace) {
+    if (!v || !grad || !workspace)
+        return gc_set_error(GC_ERR_INVALID_ARG, "infonce rep grad: NULL %s",
+                            !v      ? "view"
+                            : !grad ? "gradient"
+                                    : "workspace");
+    char *ws = (char *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
+    stats_header *h = (stats_header *)ws; /* the header is first */
+    if (!h->ready)
+        return gc_set_error(GC_ERR_INVALID_ARG,
+                            "infonce rep grad: the workspace holds no statistics "
+                            "(gc_infonce_stats first)");
+    const int B = h->B, P = h->P, d = h->d, n_side = side ? P : B;
+    if (v->ld != h->ld || (v->bf16 != 0) != h->bf16)
+        return gc_set_error(GC_ERR_INVALID_ARG,
+                            "infonce rep grad: the view differs from the one of the statistics");
+    if (side < 0 || side > 1 || first < 0 || count < 0 || first > n_side - count)
+        return gc_set_error(GC_ERR_INVALID_ARG,
+                            "infonce rep grad: rows [%d, %d) of side %d outside [0, %d)", first,
+                            first + count, side, n_side);
+    const gc_loss_config *cfg = &h->cfg;
+    stats_layout L;
+    stats_plan(&L, B, P, d, h->NR, h->sharded, cfg);
+    const double *row_m = (const double *)(ws + L.row_m), *row_z = (const double *)(ws + L.row_z);
+    const double *col_m = (const double *)(ws + L.col_m), *col_z = (const double *)(ws + L.col_z);
+    const float *a = (const float *)(ws + L.a), *b = (const float *)(ws + L.b);
+    const float *ps = (const float *)(ws + L.ps);
+    float *S = (float *)(ws + L.S), *qbuf = (float *)(ws + L.qb), *pbuf = (float *)(ws + L.pb);
+    const int sym = cfg->symmetric != 0, cosine = cfg->cosine != 0, T = L.tile;
+    const double w = (sym ? 0.5 : 1.0) / B;
+    gc_status st = GC_OK;
+    for (int c0 = first; c0 < first + count && st == GC_OK; c0 += T) {
+        const int n = first + count - c0 < T ? first + count - c0 : T;
+        float *g = grad + (size_t)(c0 - first) * d;
+        const float *own;
+        if (side == 0) { /* these queries against every passage: g = sum_J H_J p_J */
+            own = load_rows(v->q, v->ld, v->bf16, c0, n, d, qbuf);
+            for (int J0 = 0; J0 < P; J0 += T) {
+                const int tj = P - J0 < T ? P - J0 : T;
+                const int tc = sym && J0 < B ? (B - J0 < tj ? B - J0 : tj) : 0;
+                const float *pb = load_rows(v->p, v->ld, v->bf16, J0, tj, d, pbuf);
+                if ((st = score_block(S, own, pb, a + c0, b + J0, n, tj, d)) != GC_OK) break;
+                set_positives(S, n, tj, c0, J0, ps);
+                tile_to_grad(S, n, tj, c0, J0, tc, row_m + c0, row_z + c0, col_m, col_z, a + c0,
+                             b + J0, w);
+                if ((st = gc_matmul(g, S, pb, n, d, tj, 0, 0, J0 > 0)) != GC_OK) break;
+            }
+        } else { /* these passages against every query: g = sum_I H_I^T q_I */
+            own = load_rows(v->p, v->ld, v->bf16, c0, n, d, pbuf);
+            const int tc = sym && c0 < B ? (B - c0 < n ? B - c0 : n) : 0;
+            for (int I0 = 0; I0 < B; I0 += T) {
+                const int ti = B - I0 < T ? B - I0 : T;
+                const float *qb = load_rows(v->q, v->ld, v->bf16, I0, ti, d, qbuf);
+                if ((st = score_block(S, qb, own, a + I0, b + c0, ti, n, d)) != GC_OK) break;
+                set_positives(S, ti, n, I0, c0, ps);
+                tile_to_grad(S, ti, n, I0, c0, tc, row_m + I0, row_z + I0, col_m, col_z, a + I0,
+                             b + c0, w);
+                if ((st = gc_matmul(g, S, qb, n, d, ti, 1, 0, I0 > 0)) != GC_OK) break;
+            }
+        }
+        if (st != GC_OK) break;
+        if (cosine) cosine_project(g, own, n, d);
+        if (scale != 1.0f)
+            for (size_t k = 0; k < (size_t)n * d; k++) g[k] *= scale;
+    }
+    return st;
 }
