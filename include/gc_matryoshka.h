@@ -47,6 +47,18 @@ gc_status gc_matryoshka_infonce(const float *q, const float *p, int B, int P, in
                                 const gc_loss_shard *shard, gc_loss_out *out, float *dq, float *dp,
                                 void *workspace);
 
+/* The combined loss in two halves (see gc_infonce_stats / gc_infonce_rep_grad): stats keeps
+ * every size's statistics (each size reads its prefix through the view's stride, so nothing is
+ * copied), rep_grad gives grad (count, d) = scale * the weighted sum of the sizes' gradients,
+ * assigned. m->count == 0: the plain halves; rep_grad takes the same m as stats. */
+size_t gc_matryoshka_stats_workspace_size(int B, int P, int d, int rows, int sharded,
+                                          const gc_loss_config *cfg, const gc_matryoshka_config *m);
+gc_status gc_matryoshka_stats(const gc_rep_view *v, int B, int P, int d, const gc_loss_config *cfg,
+                              const gc_matryoshka_config *m, const gc_loss_shard *shard,
+                              gc_loss_out *out, void *workspace);
+gc_status gc_matryoshka_rep_grad(const gc_rep_view *v, const gc_matryoshka_config *m, int side,
+                                 int first, int count, float scale, float *grad, void *workspace);
+
 #ifdef __cplusplus
 }
 #endif

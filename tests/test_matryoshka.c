@@ -97,6 +97,27 @@ static void test_gradient(const char *name, const gc_loss_config *cfg, const cha
     CHECK(o2.loss == o.loss && !memcmp(dq, dq2, sizeof dq) && !memcmp(dp, dp2, sizeof dp),
           "%s: own workspace gives the same numbers", name);
     free(ws);
+    /* the two halves: statistics, then the gradient of groups of 1, 2 and 3 rows */
+    ws_size = gc_matryoshka_stats_workspace_size(B, P, D, B, 0, cfg, &m);
+    ws = malloc(ws_size);
+    gc_rep_view v = {q, p, D, 0};
+    gc_loss_out o3;
+    CHECK_OK(gc_matryoshka_stats(&v, B, P, D, cfg, &m, NULL, &o3, ws));
+    for (int side = 0, g = 0; side < 2; side++) {
+        float *out = side ? dp2 : dq2;
+        for (int i = 0, n = side ? P : B; i < n; i += 1 + g % 3, g++) {
+            int c = 1 + g % 3 < n - i ? 1 + g % 3 : n - i;
+            CHECK_OK(gc_matryoshka_rep_grad(&v, &m, side, i, c, 0.5f, out + (size_t)i * D, ws));
+        }
+    }
+    for (int i = 0; i < B * D; i++) dq2[i] *= 2.0f;
+    for (int i = 0; i < P * D; i++) dp2[i] *= 2.0f;
+    double sq = max_rel_err(dq2, dq, B * D), sp = max_rel_err(dp2, dp, P * D);
+    printf("%-50s split vs whole: loss %.2e dq %.2e dp %.2e\n", name,
+           fabs(o3.loss - o.loss) / fabs(o.loss), sq, sp);
+    CHECK(fabs(o3.loss - o.loss) <= 1e-6 * fabs(o.loss) && sq <= 1e-5 && sp <= 1e-5,
+          "%s: the two halves give the whole loss's gradient (dq %.3g dp %.3g)", name, sq, sp);
+    free(ws);
 
     double qd[B * D], pd[P * D];
     for (int i = 0; i < B * D; i++) qd[i] = q[i];

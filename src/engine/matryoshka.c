@@ -207,3 +207,108 @@ gc_status gc_matryoshka_infonce(const float *q, const float *p, int B, int P, in
     if (st == GC_OK) *out = sum;
     return st;
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* The two halves: a header, each size's gc_infonce_stats workspace, and one size's gradient of
+ * up to SPLIT_ROWS rows (rep_grad works through longer ranges in pieces). */
+#define SPLIT_ROWS 256
+
+typedef struct split_header {
+    int d, ready;
+    gc_matryoshka_config m;
+    size_t off[GC_MATRYOSHKA_MAX]; /* each size's stats workspace */
+    size_t tmp;                    /* (SPLIT_ROWS, widest size) floats */
+} split_header;
+
+static size_t split_layout(split_header *h, int B, int P, int d, int rows, int sharded,
+                           const gc_loss_config *cfg, const gc_matryoshka_config *m) {
+    size_t at = ALIGN_UP(sizeof(split_header));
+    int wide = 0;
+    for (int s = 0; s < m->count; s++) {
+        gc_loss_config c = size_config(cfg, m->dims[s], d);
+        h->off[s] = at;
+        at += ALIGN_UP(gc_infonce_stats_workspace_size(B, P, m->dims[s], rows, sharded, &c));
+        if (m->dims[s] > wide) wide = m->dims[s];
+    }
+    h->tmp = at;
+    at += ALIGN_UP((size_t)SPLIT_ROWS * wide * sizeof(float));
+    return at + 64;
+}
+
+size_t gc_matryoshka_stats_workspace_size(int B, int P, int d, int rows, int sharded,
+                                          const gc_loss_config *cfg,
+                                          const gc_matryoshka_config *m) {
+    if (!cfg || B < 1 || P < 1 || d < 1) return 0;
+    if (!m || m->count == 0) return gc_infonce_stats_workspace_size(B, P, d, rows, sharded, cfg);
+    split_header h;
+    return split_layout(&h, B, P, d, rows, sharded, cfg, m);
+}
+
+gc_status gc_matryoshka_stats(const gc_rep_view *v, int B, int P, int d, const gc_loss_config *cfg,
+                              const gc_matryoshka_config *m, const gc_loss_shard *shard,
+                              gc_loss_out *out, void *workspace) {
+    if (!m || m->count == 0) return gc_infonce_stats(v, B, P, d, cfg, shard, out, workspace);
+    if (!v || !cfg || !out || !workspace)
+        return gc_set_error(GC_ERR_INVALID_ARG, "matryoshka stats: NULL argument");
+    if (B < 1 || P < 1 || d < 1)
+        return gc_set_error(GC_ERR_INVALID_ARG, "matryoshka stats: sizes B=%d P=%d d=%d", B, P, d);
+    gc_status st = gc_matryoshka_check(m, d);
+    if (st != GC_OK) return st;
+    int rows = shard ? shard->rows : B;
+    int sharded = shard && shard->comm && shard->comm->ops && shard->comm->ops->size &&
+                  shard->comm->ops->size(shard->comm->ctx) > 1;
+    char *ws = (char *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
+    split_header *h = (split_header *)ws;
+    h->ready = 0;
+    split_layout(h, B, P, d, rows >= 1 && rows <= B ? rows : B, sharded, cfg, m);
+    h->d = d, h->m = *m;
+    gc_loss_out sum = {0, 0, 0};
+    int widest = 0;
+    for (int s = 0; s < m->count; s++) {
+        gc_loss_config c = size_config(cfg, m->dims[s], d);
+        gc_loss_out o = {0, 0, 0};
+        st = gc_infonce_stats(v, B, P, m->dims[s], &c, shard, &o, ws + h->off[s]);
+        if (st != GC_OK) {
+            char inner[400];
+            snprintf(inner, sizeof inner, "%s", gc_last_error());
+            return gc_set_error(st, "matryoshka loss at size %d: %s", m->dims[s], inner);
+        }
+        sum.loss += m->weights[s] * o.loss;
+        sum.dlog_tau += m->weights[s] * o.dlog_tau;
+        if (m->dims[s] > widest) widest = m->dims[s], sum.accuracy = o.accuracy;
+    }
+    h->ready = 1;
+    *out = sum;
+    return GC_OK;
+}
+
+gc_status gc_matryoshka_rep_grad(const gc_rep_view *v, const gc_matryoshka_config *m, int side,
+                                 int first, int count, float scale, float *grad, void *workspace) {
+    if (!m || m->count == 0)
+        return gc_infonce_rep_grad(v, side, first, count, scale, grad, workspace);
+    if (!v || !grad || !workspace)
+        return gc_set_error(GC_ERR_INVALID_ARG, "matryoshka rep grad: NULL argument");
+    char *ws = (char *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
+    const split_header *h = (const split_header *)ws;
+    if (h->ready != 1 || h->m.count != m->count)
+        return gc_set_error(GC_ERR_INVALID_ARG,
+                            "matryoshka rep grad: the workspace holds no statistics of this "
+                            "configuration (gc_matryoshka_stats first)");
+    const int d = h->d;
+    float *tmp = (float *)(ws + h->tmp);
+    memset(grad, 0, (size_t)count * d * sizeof(float));
+    for (int r0 = first; r0 < first + count; r0 += SPLIT_ROWS) {
+        int n = first + count - r0 < SPLIT_ROWS ? first + count - r0 : SPLIT_ROWS;
+        for (int s = 0; s < m->count; s++) {
+            int w = h->m.dims[s];
+            gc_status st = gc_infonce_rep_grad(v, side, r0, n, scale, tmp, ws + h->off[s]);
+            if (st != GC_OK) {
+                char inner[400];
+                snprintf(inner, sizeof inner, "%s", gc_last_error());
+                return gc_set_error(st, "matryoshka loss at size %d: %s", w, inner);
+            }
+            add_prefix(grad + (size_t)(r0 - first) * d, tmp, 0, n, d, w, h->m.weights[s]);
+        }
+    }
+    return GC_OK;
+}
