@@ -3,16 +3,20 @@
  *   bench_train_step [--model DIR] [--batch 64] [--chunk 32] [--qlen 32] [--plen 128]
  *                    [--steps 3] [--no-cache] [--precision fp32|bf16]
  *                    [--memory-budget BYTES]  (K/M/G suffix: KiB/MiB/GiB; the engine's planner)
+ *                    [--no-warmup]
  *
  * Every query has qlen tokens and every passage plen tokens ([CLS], random ids, [SEP]), the
  * loss is InfoNCE over in-batch negatives (tau 0.05), dropout as in the model's config. One
  * warm-up step, then `steps` timed steps; prints seconds per step and pairs per second, and the
- * time of one chunk's encode / forward / backward. Threads: OMP_NUM_THREADS. The PyTorch
+ * time of one chunk's encode / forward / backward, then the process's peak resident memory and
+ * the engine's own buffers (bench/pair_memory.sh takes the per-pair cost from two batch sizes).
+ * Threads: OMP_NUM_THREADS. The PyTorch
  * counterpart is scripts/bench_torch_step.py. */
 #include "gc_bert.h"
 
 #include <omp.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -45,7 +49,7 @@ static void make_batch(gc_token_batch *tb, int32_t *ids, int64_t *offs, int n, i
 
 int main(int argc, char **argv) {
     const char *model_dir = GC_MODEL_DIR;
-    int batch = 64, chunk = 32, qlen = 32, plen = 128, steps = 3, no_cache = 0;
+    int batch = 64, chunk = 32, qlen = 32, plen = 128, steps = 3, no_cache = 0, warmup = 1;
     size_t budget = 0;
     gc_precision prec = GC_PRECISION_FP32;
     for (int i = 1; i < argc; i++) {
@@ -64,6 +68,8 @@ int main(int argc, char **argv) {
             steps = atoi(argv[++i]);
         else if (strcmp(a, "--no-cache") == 0)
             no_cache = 1;
+        else if (strcmp(a, "--no-warmup") == 0)
+            warmup = 0;
         else if (i + 1 < argc && strcmp(a, "--memory-budget") == 0) {
             char *end;
             double v = strtod(argv[++i], &end);
@@ -78,7 +84,8 @@ int main(int argc, char **argv) {
         } else {
             fprintf(stderr, "usage: bench_train_step [--model DIR] [--batch N] [--chunk N] "
                             "[--qlen N] [--plen N] [--steps N] [--no-cache] "
-                            "[--precision fp32|bf16] [--memory-budget BYTES[K|M|G]]\n");
+                            "[--precision fp32|bf16] [--memory-budget BYTES[K|M|G]] "
+                            "[--no-warmup]\n");
             return 2;
         }
     }
@@ -108,6 +115,7 @@ int main(int argc, char **argv) {
     ec.passage_chunk = chunk;
     ec.no_cache = no_cache;
     ec.memory_budget = budget;
+    ec.reps_bf16 = gc_bert_get_precision(m) == GC_PRECISION_BF16;
     ec.max_len = maxlen; /* the engine reserves the model's buffers for its chunks */
     ec.loss.temperature = 0.05f;
     ec.seed = 1;
@@ -115,7 +123,8 @@ int main(int argc, char **argv) {
     if ((st = gc_engine_create(&e, &ec, &enc, &enc, NULL))) return fail("engine", st);
 
     gc_step_stats stats;
-    if ((st = gc_engine_step(e, &qb, &pb, batch, 0, 0, &stats))) return fail("warm-up step", st);
+    if (warmup && (st = gc_engine_step(e, &qb, &pb, batch, 0, 0, &stats)))
+        return fail("warm-up step", st);
     double t0 = now();
     for (int s = 1; s <= steps; s++)
         if ((st = gc_engine_step(e, &qb, &pb, batch, 0, (uint32_t)s, &stats)))
@@ -152,6 +161,14 @@ int main(int argc, char **argv) {
     }
     printf("  one passage chunk of %d: encode %.3f s, forward %.3f s, backward %.3f s\n", a.count,
            t2 - t1, t3 - t2, t4 - t3);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    gc_engine_plan pl;
+    gc_engine_get_plan(e, &pl);
+    printf("  peak RSS %.2f MiB; engine buffers %.2f MiB, encoder reservation %.2f MiB, step "
+           "times: encode %.3f s, loss %.3f s\n",
+           ru.ru_maxrss / 1024.0, pl.engine_bytes / 1048576.0, pl.encoder_bytes / 1048576.0,
+           stats.time_encode, stats.time_loss);
     free(reps);
     free(qids), free(pids), free(qoff), free(poff);
     gc_engine_free(e);

@@ -16,9 +16,15 @@ extern "C" {
  *
  * One step over a global batch of B queries and P = B*(1+K) passages:
  *  pass 1: encode every chunk of both sides (no activations kept) -> representations;
- *  loss:   gc_infonce over all representations -> d loss / d rep for every example (cached);
- *  pass 2: per chunk, forward with activations and backward the cached gradients, which
- *          accumulates into the encoders' parameter gradients.
+ *  loss:   the loss's forward half (gc_matryoshka_stats) over all representations: the loss
+ *          and the per-row / per-column log-sum-exp statistics, no gradient yet;
+ *  pass 2: per chunk, the chunk's d loss / d rep from the tiles that involve it
+ *          (gc_matryoshka_rep_grad, for a window of up to GC_ENGINE_GRAD_ROWS examples at a
+ *          time), then forward with activations and backward, which accumulates into the
+ *          encoders' parameter gradients.
+ * No gradient of the whole batch's representations is ever held: what grows with the batch is
+ * the representations (float, or bf16 with reps_bf16) and about 40 bytes of statistics a
+ * pair.
  * With no_cache each side is one chunk with activations kept and there is no pass 1.
  * The engine has the encoders zero their gradients at the start of a step (through their
  * parameter stores), and all-reduces them at the end through the communicator, in the
@@ -45,9 +51,16 @@ typedef struct gc_engine_config {
      * back-propagates those. A budget below one chunk of one example is GC_ERR_INVALID_ARG.
      * Not with no_cache. */
     size_t memory_budget;
+    /* Keep the representations in bf16 (half the bytes a pair); the encoders still hand over
+     * float and the loss reads the bf16 values widened to float. Several ranks need an even
+     * dimension for it (else the engine keeps float). */
+    int reps_bf16;
 } gc_engine_config;
 
 #define GC_ENGINE_PLAN_MAX_CHUNK 32
+/* Most examples whose representation gradients pass 2 computes at once (a multiple of the
+ * chunk size; one chunk when a chunk is larger). */
+#define GC_ENGINE_GRAD_ROWS 512
 
 /* What the engine planned at create (for max_batch and max_negatives). */
 typedef struct gc_engine_plan {
@@ -57,7 +70,7 @@ typedef struct gc_engine_plan {
     int kept_query, kept_passage;          /* of those, chunks whose pass-1 activations are kept */
     int kept_examples, reencoded_examples; /* examples of the kept / re-encoded chunks */
     int slots[2];         /* activation slots reserved per encoder ([0] when shared) */
-    size_t engine_bytes;  /* representations, their gradients, loss workspace */
+    size_t engine_bytes;  /* representations, the gradient window, loss workspace */
     size_t model_bytes;   /* parameters, gradients, AdamW moments (16 B a parameter) */
     size_t encoder_bytes; /* the encoders' reservations (slots, scratch); 0 unknown */
     size_t peak_bytes;    /* sum of the three */
@@ -68,7 +81,8 @@ typedef struct gc_step_stats {
     double accuracy;
     double dlog_tau; /* valid when learn_temperature */
     /* wall seconds of this call: pass 1 + pass 2 (encode), the all-gather of representations,
-     * the (sharded) loss, the reduce-scatter of passage gradients, the gradient all-reduce */
+     * the (sharded) loss (statistics and every representation gradient), time_scatter (0: a
+     * passage's gradient is computed whole on its owner), the gradient all-reduce */
     double time_encode, time_gather, time_loss, time_scatter, time_reduce;
 } gc_step_stats;
 

@@ -62,7 +62,6 @@ gc_status gc_infonce_shard(const float *q, const float *p, int B, int P, int d,
                            const gc_loss_config *cfg, const gc_loss_shard *shard, gc_loss_out *out,
                            float *dq, float *dp, void *workspace);
 
-
 /* ------------------------------------------------------------------------------------------ */
 /* The loss in two halves, so no representation gradient need be cached for the whole batch.
  *

@@ -138,6 +138,8 @@ typedef struct gc_trainer_config {
                                         in the same cached step (in the fingerprint when on) */
     size_t memory_budget; /* bytes (0: off): the engine's planner (gc_engine_config); with
                              query_chunk = passage_chunk = 0 it also chooses the chunk sizes */
+    int reps_bf16;        /* keep the batch's representations in bf16 (gc_engine_config; set with
+                             --precision bf16); what the loss reads, so a resume must match it */
 } gc_trainer_config;
 
 typedef struct gc_trainer gc_trainer;

@@ -851,6 +851,7 @@ static int setup_and_train(run *r) {
         .passage_chunk = (int)o->pchunk,
         .no_cache = o->no_cache,
         .memory_budget = o->budget,
+        .reps_bf16 = prec == GC_PRECISION_BF16,
         .max_len = max_len,
         .loss = {.temperature = (float)o->temperature, .symmetric = o->symmetric, .cosine = 1},
         .learn_temperature = o->learn_temp,

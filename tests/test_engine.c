@@ -65,9 +65,12 @@ typedef struct variant {
     const char *matryoshka; /* NULL: the plain loss */
 } variant;
 
+static int g_reps_bf16; /* engine_cfg's reps_bf16 */
+
 static gc_engine_config engine_cfg(const variant *v, int qc, int pc, int no_cache, uint64_t seed) {
     gc_engine_config c;
     memset(&c, 0, sizeof c);
+    c.reps_bf16 = g_reps_bf16;
     c.max_batch = BATCH;
     c.max_negatives = MAXK;
     c.query_chunk = qc;
@@ -466,8 +469,11 @@ static void *rank_main(void *arg) {
     if (j->st == GC_OK) {
         memcpy(j->grads, gc_toy_grads(&eq), sizeof(float) * NPARAMS);
         memcpy(j->grads + NPARAMS, gc_toy_grads(penc), sizeof(float) * NPARAMS);
-        memcpy(j->qreps, gc_engine_query_reps(e), sizeof j->qreps);
-        memcpy(j->preps, gc_engine_passage_reps(e), sizeof(float) * BATCH * (1 + j->v->K) * DIM);
+        /* (bf16 representations are not readable as floats: the ranks' gradients still are) */
+        if (gc_engine_query_reps(e)) memcpy(j->qreps, gc_engine_query_reps(e), sizeof j->qreps);
+        if (gc_engine_passage_reps(e))
+            memcpy(j->preps, gc_engine_passage_reps(e),
+                   sizeof(float) * BATCH * (1 + j->v->K) * DIM);
     }
     snprintf(j->msg, sizeof j->msg, "%s", gc_last_error());
     gc_engine_free(e);
@@ -512,6 +518,78 @@ static void test_two_ranks(void) {
         printf("  %-40s max per-tensor err vs one process %.2e\n", variants[v].name, m);
     }
     free(ref), free(jobs), free(w);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* bf16 representations: chunk sizes still give the whole-batch bf16 gradient (each example's
+ * representation is rounded on its own), at least 10x closer than that is to the float one. */
+static void test_bf16_reps(void) {
+    static const variant variants[] = {
+        {"bf16 reps, shared, K=2", 2, 0, 0, 0, NULL},
+        {"bf16 reps, two towers, K=2, sym, cos", 2, 1, 1, 1, NULL},
+        {"bf16 reps, shared, matryoshka 8,4:0.5,2", 2, 0, 0, 0, "8,4:0.5,2"},
+    };
+    static const int chunks[][2] = {{1, 1}, {3, 3}, {16, 16}, {3, BATCH}, {8, 1}};
+    float *ref = malloc(sizeof(float) * 2 * NPARAMS), *f32 = malloc(sizeof(float) * 2 * NPARAMS);
+    float *g = malloc(sizeof(float) * 2 * NPARAMS);
+    for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
+        const variant *var = &variants[v];
+        gc_step_stats sref, s32, s;
+        g_reps_bf16 = 0;
+        CHECK_OK(run_step(var, BATCH, BATCH, 1, 5, f32, &s32));
+        g_reps_bf16 = 1;
+        CHECK_OK(run_step(var, BATCH, BATCH, 1, 5, ref, &sref));
+        double w32[10] = {0}, wc[10] = {0}, chunk_err = 0;
+        double e32 = tensor_errors(ref, f32, w32);
+        for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+            CHECK_OK(run_step(var, chunks[c][0], chunks[c][1], 0, 5, g, &s));
+            double err = tensor_errors(g, ref, wc);
+            if (err > chunk_err) chunk_err = err;
+            CHECK(fabs(s.loss - sref.loss) <= 1e-6 * fabs(sref.loss), "%s: loss %.9g vs %.9g",
+                  var->name, s.loss, sref.loss);
+        }
+        CHECK(chunk_err <= 1e-5, "%s: chunked bf16 gradient differs from the whole batch's by %.3e",
+              var->name, chunk_err);
+        CHECK(chunk_err * 10 <= e32,
+              "%s: chunking moves the bf16 gradient %.3e, bf16 vs float %.3e", var->name, chunk_err,
+              e32);
+        printf("  %-40s chunked vs whole (bf16) %.2e; bf16 vs float %.2e; loss %.6f vs %.6f\n",
+               var->name, chunk_err, e32, sref.loss, s32.loss);
+    }
+    g_reps_bf16 = 0;
+    free(ref), free(f32), free(g);
+}
+
+/* What one more pair costs the engine: its buffers at two batch sizes (planner off, chunk 8,
+ * K = 0, symmetric). Only the representations (2 d elements a pair) and the loss's statistics
+ * (under 72 bytes a pair) may grow: no gradient of the whole batch is held. */
+static void test_pair_bytes(void) {
+    const variant var = {"pair bytes", 0, 1, 0, 0, NULL};
+    for (int bf = 0; bf < 2; bf++) {
+        size_t bytes[2];
+        const int batch[2] = {2048, 4096};
+        for (int i = 0; i < 2; i++) {
+            gc_encoder enc;
+            CHECK_OK(make_toy(&enc, 11, DIM));
+            gc_engine_config cfg = engine_cfg(&var, 8, 8, 0, 5);
+            cfg.max_batch = batch[i];
+            cfg.max_negatives = 0;
+            cfg.reps_bf16 = bf;
+            gc_engine *e = NULL;
+            gc_engine_plan p;
+            CHECK_OK(gc_engine_create(&e, &cfg, &enc, &enc, NULL));
+            CHECK_OK(gc_engine_get_plan(e, &p));
+            bytes[i] = p.engine_bytes;
+            gc_engine_free(e);
+            gc_encoder_free(&enc);
+        }
+        double per = (double)(bytes[1] - bytes[0]) / (batch[1] - batch[0]);
+        double reps = 2.0 * DIM * (bf ? 2 : 4);
+        printf("  engine bytes a pair (%s representations): %.1f (representations %.0f)\n",
+               bf ? "bf16" : "float", per, reps);
+        CHECK(per <= reps + 72, "%s: %.1f bytes a pair, more than %.0f + 72", bf ? "bf16" : "float",
+              per, reps);
+    }
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -768,6 +846,12 @@ int main(void) {
     test_two_ranks();
     g_rank_budget = (size_t)1 << 40;
     test_two_ranks(); /* with the planner keeping every chunk */
+    g_reps_bf16 = 1;
+    g_rank_budget = 0;
+    test_two_ranks(); /* bf16 representations gathered as pairs of floats */
+    g_reps_bf16 = 0;
+    test_bf16_reps();
+    test_pair_bytes();
     test_memory_budget();
     test_bad_calls();
     gc_matmul_cleanup();

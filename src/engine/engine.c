@@ -1,21 +1,23 @@
 /* engine.c: the gradient-cache engine (gc_engine_*).
  *
  * One step over a global batch: pass 1 encodes every chunk without keeping activations, the
- * representations are gathered across ranks, the loss gives d loss / d rep for every example,
- * and pass 2 re-runs each chunk with activations and back-propagates its slice of those cached
- * gradients. Because dropout is addressed by (seed, step, side, global example index), pass 2
- * reproduces pass 1 exactly and the parameter gradient equals the full-batch gradient for any
- * chunking. Everything a step touches is allocated by gc_engine_create.
+ * representations are gathered across ranks, the loss's forward half keeps its log-sum-exp
+ * statistics, and pass 2, per chunk, computes that chunk's d loss / d rep from the tiles that
+ * involve it (for a window of chunks at a time), re-runs it with activations and
+ * back-propagates. No (B, d) gradient is held. Because dropout is addressed by (seed, step, side,
+ * global example index), pass 2 reproduces pass 1 exactly and the parameter gradient equals the
+ * full-batch gradient for any chunking. Everything a step touches is allocated by gc_engine_create.
  *
  * Several ranks: every rank receives the inputs of the whole global batch (token ids are
  * cheap) and encodes only its share, so the example index an encoder sees is always the
  * global one. With R ranks and B = R * b, rank r owns queries [r*b, (r+1)*b), positives
  * [r*b, (r+1)*b) and hard negatives [B + r*b*K, B + (r+1)*b*K). Gathering positives and
  * negatives separately lays the global passages out exactly as gc_infonce expects. The loss
- * is sharded (gc_infonce_shard): each rank scores its own b queries against all P passages,
- * so loss work and workspace are divided by R; its partial passage gradients are
- * reduce-scattered to the passages' owners (positives and negatives, one call each). Each
- * rank back-propagates its own share and the final all-reduce sums the shares. A rank's
+ * is sharded (gc_infonce_stats): each rank scores its own b queries against all P passages
+ * and the row statistics are then summed to every rank, so each rank computes the whole
+ * gradient of its own queries and passages (each passage against all B queries): the loss work
+ * is divided by R and no passage gradient is communicated. Each rank back-propagates its own
+ * share and the final all-reduce sums the shares. A rank's
  * failure in pass 1 or pass 2 is agreed on (gc_comm_agree) before the next collective, so
  * every rank returns the error instead of waiting. */
 #include "gc_engine.h"
@@ -36,14 +38,21 @@ struct gc_engine {
     gc_comm comm;
     int rank, size;
     int dim;
-    int max_passages;       /* max_batch * (1 + max_negatives) */
-    float *mem;             /* the one float allocation below points into */
-    float *qreps, *preps;   /* global (max_batch, d), (max_passages, d) */
-    float *dq, *dp;         /* d loss / d reps, same shapes */
-    float *qlocal, *plocal; /* this rank's reps before the gather (alias the global ones when
-                               there is one rank); plocal then receives this rank's passage
-                               gradients from the reduce-scatter */
-    float *scratch;         /* (max chunk, d) reps of pass 2, which only its gradient needs */
+    int max_passages;      /* max_batch * (1 + max_negatives) */
+    int bf16;              /* representations kept in bf16 */
+    size_t es;             /* bytes of one representation element (2 or 4) */
+    float *mem;            /* the one allocation below points into */
+    void *qreps, *preps;   /* global (max_batch, d), (max_passages, d), float or bf16 */
+    void *qlocal, *plocal; /* this rank's reps before the gather (alias the global ones when
+                              there is one rank) */
+    float *grad;           /* (grad_rows, d) d loss / d reps of the window below */
+    int grad_rows;
+    int win[2];                /* each side's window: a multiple of its chunk size */
+    int gside, gfirst, gcount; /* what grad holds (gside -1: nothing) */
+    float gscale;              /* the loss scale it was computed with */
+    double t_grad;             /* seconds spent computing it in this step */
+    float *scratch;            /* (scratch_rows, d) reps of pass 2, which only the loss needed, and
+                                  pass 1's float output before it is rounded to bf16 */
     int scratch_rows;
     gc_encoder_reserve reserved[2]; /* what each encoder was asked to hold ([0] when shared) */
     void *ws;                       /* loss workspace (of a shard of B / ranks query rows) */
@@ -53,10 +62,12 @@ struct gc_engine {
     int max_chunks;
 };
 
-/* One chunk of a step: which examples, where its reps go, and the activation slot its pass-1
- * forward keeps into (-1: encoded in pass 1, re-encoded in pass 2). */
+/* One chunk of a step: which examples, where its reps go, the run of examples it belongs to
+ * (the windows of representation gradients are laid over it), and the activation slot its
+ * pass-1 forward keeps into (-1: encoded in pass 1, re-encoded in pass 2). */
 typedef struct chunk_ref {
     int side, first, count, local, slot;
+    int seg_first, seg_count;
 } chunk_ref;
 
 /* A run of consecutive examples of one side owned by this rank. */
@@ -122,9 +133,13 @@ static int list_chunks(const gc_engine *e, int B, int K, int qchunk, int pchunk,
         for (int s = 0; s < nseg; s++)
             for (int c = 0; c < seg[s].count; c += chunk, n++)
                 if (out)
-                    out[n] = (chunk_ref){side, seg[s].first + c,
+                    out[n] = (chunk_ref){side,
+                                         seg[s].first + c,
                                          seg[s].count - c < chunk ? seg[s].count - c : chunk,
-                                         seg[s].local + c, -1};
+                                         seg[s].local + c,
+                                         -1,
+                                         seg[s].first,
+                                         seg[s].count};
     }
     return n;
 }
@@ -141,6 +156,14 @@ static int assign_slots(chunk_ref *c, int n, int shared, const int slots[2]) {
     return kept;
 }
 
+/* Examples of one side whose representation gradients pass 2 computes at once: a multiple of
+ * the chunk size (windows start at multiples of it within a run, so a chunk never straddles
+ * two), at most the side's share. */
+static int window_rows(int chunk, int share) {
+    int w = chunk >= GC_ENGINE_GRAD_ROWS ? chunk : chunk * (GC_ENGINE_GRAD_ROWS / chunk);
+    return w < share ? w : share;
+}
+
 static size_t enc_bytes(const gc_encoder *enc, int count, int len, int slots) {
     gc_encoder_reserve r = {count, len, slots};
     return enc->ops->reserve_bytes(enc->ctx, &r);
@@ -155,8 +178,11 @@ static int plan_for(gc_engine *e, int qn, int pn, size_t engine_bytes, size_t mo
     int nenc = e->shared ? 1 : 2, B = cfg->max_batch, K = cfg->max_negatives;
     int count[2] = {e->shared ? (qn > pn ? qn : pn) : qn, pn};
     size_t base[2] = {0, 0}, per[2] = {0, 0}, fixed = engine_bytes + model_bytes;
-    /* the engine's pass-2 scratch holds one chunk of reps */
-    size_t scratch = (size_t)(qn > pn ? qn : pn) * (size_t)e->dim * sizeof(float);
+    /* the engine's pass-2 scratch holds one chunk of reps, the gradient window a few chunks */
+    int bl = (B + e->size - 1) / e->size, wq = window_rows(qn, bl),
+        wp = window_rows(pn, bl * (1 + K));
+    size_t scratch = ((size_t)(qn > pn ? qn : pn) + (size_t)(wq > wp ? wq : wp)) * (size_t)e->dim *
+                     sizeof(float);
     fixed += scratch;
     for (int i = 0; i < nenc; i++) {
         base[i] = enc_bytes(encs[i], count[i], cfg->max_len, 1);
@@ -318,11 +344,15 @@ gc_status gc_engine_create(gc_engine **out, const gc_engine_config *cfg, gc_enco
     e->comm = c, e->rank = rank, e->size = size;
     e->dim = dq;
     e->max_passages = (int)maxp;
+    e->bf16 = cfg->reps_bf16 && !(size > 1 && dq % 2 != 0);
+    e->cfg.reps_bf16 = e->bf16;
+    e->es = e->bf16 ? sizeof(uint16_t) : sizeof(float);
     size_t d = (size_t)dq, B = (size_t)cfg->max_batch, P = (size_t)maxp;
     size_t bl = (B + size - 1) / size; /* largest local share */
-    size_t local = size > 1 ? bl * d + bl * (1 + (size_t)cfg->max_negatives) * d : 0;
-    e->ws_size = gc_matryoshka_workspace_size(cfg->max_batch, (int)maxp, dq, (int)bl, size > 1,
-                                              &cfg->loss, &cfg->matryoshka);
+    size_t pl = bl * (1 + (size_t)cfg->max_negatives);
+    size_t local = size > 1 ? (bl + pl) * d : 0; /* elements of the local copies */
+    e->ws_size = gc_matryoshka_stats_workspace_size(cfg->max_batch, (int)maxp, dq, (int)bl,
+                                                    size > 1, &cfg->loss, &cfg->matryoshka);
     if (cfg->memory_budget > 0) {
         e->max_chunks = (int)(bl * (1 + (size_t)cfg->max_negatives)) + 2;
         e->chunks = malloc((size_t)e->max_chunks * sizeof *e->chunks);
@@ -330,7 +360,7 @@ gc_status gc_engine_create(gc_engine **out, const gc_engine_config *cfg, gc_enco
             gc_engine_free(e);
             return gc_set_error(GC_ERR_NOMEM, "engine create: out of memory for the chunk list");
         }
-        size_t fixed = (2 * (B * d + P * d) + local) * sizeof(float) + e->ws_size +
+        size_t fixed = (B * d + P * d + local) * e->es + e->ws_size +
                        (size_t)e->max_chunks * sizeof *e->chunks;
         if ((st = make_plan(e, fixed)) != GC_OK) {
             char msg[512];
@@ -341,8 +371,18 @@ gc_status gc_engine_create(gc_engine **out, const gc_engine_config *cfg, gc_enco
     }
     const gc_engine_config *pc = &e->cfg; /* with the planner's chunk sizes */
     int chunk = pc->query_chunk > pc->passage_chunk ? pc->query_chunk : pc->passage_chunk;
-    e->scratch_rows = cfg->no_cache ? 0 : (chunk < (int)P ? chunk : (int)P);
-    size_t total = 2 * (B * d + P * d) + local + (size_t)e->scratch_rows * d;
+    if (cfg->no_cache) { /* each side is one window and one forward of its whole share */
+        e->win[0] = (int)bl, e->win[1] = (int)pl;
+        e->grad_rows = e->scratch_rows = (int)(bl > pl ? bl : pl);
+        if (!e->bf16) e->scratch_rows = 0; /* float reps are written in place */
+    } else {
+        e->win[0] = window_rows(pc->query_chunk, (int)bl);
+        e->win[1] = window_rows(pc->passage_chunk, (int)pl);
+        e->grad_rows = e->win[0] > e->win[1] ? e->win[0] : e->win[1];
+        e->scratch_rows = chunk < (int)P ? chunk : (int)P;
+    }
+    size_t rep_bytes = ((B + P) * d + local) * e->es;
+    size_t total = (rep_bytes + 63) / 64 * 16 + ((size_t)e->grad_rows + e->scratch_rows) * d;
     e->mem = malloc(total * sizeof(float));
     e->ws = malloc(e->ws_size > 64 ? e->ws_size : 64); /* never NULL: NULL asks gc_infonce to
                                                           allocate */
@@ -350,18 +390,19 @@ gc_status gc_engine_create(gc_engine **out, const gc_engine_config *cfg, gc_enco
         gc_engine_free(e);
         return gc_set_error(GC_ERR_NOMEM, "engine create: out of memory for %zu floats", total);
     }
-    float *m = e->mem;
-    e->qreps = m, m += B * d;
-    e->preps = m, m += P * d;
-    e->dq = m, m += B * d;
-    e->dp = m, m += P * d;
+    char *rb = (char *)e->mem;
+    e->qreps = rb, rb += B * d * e->es;
+    e->preps = rb, rb += P * d * e->es;
     if (size > 1) {
-        e->qlocal = m, m += bl * d;
-        e->plocal = m, m += bl * (1 + (size_t)cfg->max_negatives) * d;
+        e->qlocal = rb, rb += bl * d * e->es;
+        e->plocal = rb;
     } else {
         e->qlocal = e->qreps, e->plocal = e->preps;
     }
+    float *m = e->mem + (rep_bytes + 63) / 64 * 16;
+    e->grad = m, m += (size_t)e->grad_rows * d;
     e->scratch = m;
+    e->gside = -1;
     /* the encoders hold what this chunk rule needs, allocated now rather than in a step */
     for (int i = 0; i < (e->shared ? 1 : 2); i++) {
         gc_encoder *enc = i == 0 ? e->qenc : e->penc;
@@ -379,8 +420,7 @@ gc_status gc_engine_create(gc_engine **out, const gc_engine_config *cfg, gc_enco
     if (cfg->memory_budget == 0) { /* the plan without a planner: what was asked */
         gc_engine_plan *p = &e->plan;
         p->query_chunk = pc->query_chunk < (int)bl ? pc->query_chunk : (int)bl;
-        int pl = (int)(bl * (1 + (size_t)cfg->max_negatives));
-        p->passage_chunk = pc->passage_chunk < pl ? pc->passage_chunk : pl;
+        p->passage_chunk = pc->passage_chunk < (int)pl ? pc->passage_chunk : (int)pl;
         p->engine_bytes = total * sizeof(float) + e->ws_size;
         p->model_bytes = model_bytes_of(e);
         for (int i = 0; i < (e->shared ? 1 : 2); i++) {
@@ -423,11 +463,11 @@ int gc_engine_reserved_count(const gc_engine *e, int side) {
 }
 
 const float *gc_engine_query_reps(const gc_engine *e) {
-    return e ? e->qreps : NULL;
+    return e && !e->bf16 ? (const float *)e->qreps : NULL;
 }
 
 const float *gc_engine_passage_reps(const gc_engine *e) {
-    return e ? e->preps : NULL;
+    return e && !e->bf16 ? (const float *)e->preps : NULL;
 }
 
 gc_status gc_engine_reduce_grads(gc_engine *e) {
@@ -446,13 +486,65 @@ gc_status gc_engine_reduce_grads(gc_engine *e) {
 /* Gather this rank's reps of both sides into the global buffers. */
 static gc_status gather(gc_engine *e, int B, int K) {
     const gc_comm *c = &e->comm;
-    size_t d = (size_t)e->dim, b = (size_t)(B / e->size);
-    gc_status st = c->ops->all_gather(c->ctx, e->qlocal, b, d, e->qreps);
-    if (st == GC_OK) st = c->ops->all_gather(c->ctx, e->plocal, b, d, e->preps);
+    /* bf16 rows travel as floats of two elements each (create made sure d is even) */
+    size_t d = (size_t)e->dim, b = (size_t)(B / e->size), w = e->bf16 ? d / 2 : d;
+    const float *ql = e->qlocal, *pl = e->plocal;
+    float *qg = e->qreps, *pg = e->preps;
+    gc_status st = c->ops->all_gather(c->ctx, ql, b, w, qg);
+    if (st == GC_OK) st = c->ops->all_gather(c->ctx, pl, b, w, pg);
     if (st == GC_OK && K > 0)
-        st = c->ops->all_gather(c->ctx, e->plocal + b * d, b * (size_t)K, d,
-                                e->preps + (size_t)B * d);
+        st = c->ops->all_gather(c->ctx, pl + b * w, b * (size_t)K, w, pg + (size_t)B * w);
     return st == GC_OK ? GC_OK : wrap_error(st, "gathering representations");
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Where an encoder writes the reps of local rows from `row`: in place when they are kept in
+ * float, else the scratch, which rep_store then rounds into place. */
+static float *rep_out(gc_engine *e, int side, int row) {
+    if (e->bf16) return e->scratch;
+    return (float *)(side == 0 ? e->qlocal : e->plocal) + (size_t)row * e->dim;
+}
+
+static void rep_store(gc_engine *e, int side, int row, int n) {
+    if (!e->bf16) return;
+    uint16_t *dst = (uint16_t *)(side == 0 ? e->qlocal : e->plocal) + (size_t)row * e->dim;
+    gc_bf16_from_f32(dst, e->scratch, (size_t)n * e->dim);
+}
+
+/* d loss / d reps of examples [first, first + count) of a side (within the run [seg_first,
+ * seg_first + seg_count)), computed for the whole window around them unless the last window
+ * holds them already. */
+static gc_status grad_rows(gc_engine *e, int side, int seg_first, int seg_count, int first,
+                           int count, float scale, const float **out) {
+    size_t d = (size_t)e->dim;
+    if (e->gside == side && e->gscale == scale && first >= e->gfirst &&
+        first + count <= e->gfirst + e->gcount) {
+        *out = e->grad + (size_t)(first - e->gfirst) * d;
+        return GC_OK;
+    }
+    int W = e->win[side];
+    int w0 = seg_first + (first - seg_first) / W * W;
+    int wn = seg_first + seg_count - w0 < W ? seg_first + seg_count - w0 : W;
+    if (first + count > w0 + wn)
+        return gc_set_error(GC_ERR_INTERNAL,
+                            "engine step: examples [%d, %d) straddle the gradient window [%d, %d)",
+                            first, first + count, w0, w0 + wn);
+    gc_rep_view v = {e->qreps, e->preps, e->dim, e->bf16};
+    double t0 = now_s();
+    e->gside = -1;
+    gc_status st =
+        gc_matryoshka_rep_grad(&v, &e->cfg.matryoshka, side, w0, wn, scale, e->grad, e->ws);
+    e->t_grad += now_s() - t0;
+    if (st != GC_OK)
+        return wrap_error(st, "loss gradient of side %d, examples [%d, %d)", side, w0, w0 + wn);
+    e->gside = side, e->gfirst = w0, e->gcount = wn, e->gscale = scale;
+    *out = e->grad + (size_t)(first - w0) * d;
+    return GC_OK;
 }
 
 /* Pass 1 of one side: encode every chunk of this rank's share into the local buffer. */
@@ -460,13 +552,12 @@ static gc_status pass1(gc_engine *e, gc_encoder *enc, const void *inputs, int si
                        int B, int K, uint32_t step) {
     segment seg[2];
     int nseg = side_segments(e, side, B, K, seg);
-    float *local = side == 0 ? e->qlocal : e->plocal;
-    size_t d = (size_t)e->dim;
     for (int s = 0; s < nseg; s++) {
         for (int c = 0; c < seg[s].count; c += chunk) {
             int n = seg[s].count - c < chunk ? seg[s].count - c : chunk;
             gc_encode_args a = {inputs, side, seg[s].first + c, n, 1, 0, e->cfg.seed, step};
-            gc_status st = enc->ops->encode(enc->ctx, &a, local + (size_t)(seg[s].local + c) * d);
+            gc_status st = enc->ops->encode(enc->ctx, &a, rep_out(e, side, seg[s].local + c));
+            if (st == GC_OK) rep_store(e, side, seg[s].local + c, n);
             if (st != GC_OK)
                 return wrap_error(st, "pass 1, side %d, examples [%d, %d)", side, a.first,
                                   a.first + n);
@@ -478,17 +569,18 @@ static gc_status pass1(gc_engine *e, gc_encoder *enc, const void *inputs, int si
 /* Pass 2 of one side: per chunk, forward with activations and back-propagate the cached
  * gradient rows of those examples. */
 static gc_status pass2(gc_engine *e, gc_encoder *enc, const void *inputs, int side, int chunk,
-                       int B, int K, uint32_t step) {
+                       int B, int K, uint32_t step, float scale) {
     segment seg[2];
     int nseg = side_segments(e, side, B, K, seg);
-    const float *grad = side == 0 ? e->dq : e->dp;
-    size_t d = (size_t)e->dim;
     for (int s = 0; s < nseg; s++) {
         for (int c = 0; c < seg[s].count; c += chunk) {
             int n = seg[s].count - c < chunk ? seg[s].count - c : chunk;
             gc_encode_args a = {inputs, side, seg[s].first + c, n, 1, 0, e->cfg.seed, step};
-            gc_status st = enc->ops->forward(enc->ctx, &a, e->scratch);
-            if (st == GC_OK) st = enc->ops->backward(enc->ctx, &a, grad + (size_t)a.first * d);
+            const float *grad = NULL;
+            gc_status st = grad_rows(e, side, seg[s].first, seg[s].count, a.first, n, scale, &grad);
+            if (st != GC_OK) return st;
+            st = enc->ops->forward(enc->ctx, &a, e->scratch);
+            if (st == GC_OK) st = enc->ops->backward(enc->ctx, &a, grad);
             if (st != GC_OK)
                 return wrap_error(st, "pass 2, side %d, examples [%d, %d)", side, a.first,
                                   a.first + n);
@@ -501,15 +593,15 @@ static gc_status pass2(gc_engine *e, gc_encoder *enc, const void *inputs, int si
  * which run forward into their slot. */
 static gc_status pass1_planned(gc_engine *e, const void *queries, const void *passages, int n,
                                uint32_t step) {
-    size_t d = (size_t)e->dim;
     for (int i = 0; i < n; i++) {
         const chunk_ref *c = &e->chunks[i];
         gc_encoder *enc = c->side ? e->penc : e->qenc;
-        float *local = (c->side ? e->plocal : e->qlocal) + (size_t)c->local * d;
+        float *local = rep_out(e, c->side, c->local);
         gc_encode_args a = {c->side ? passages : queries, c->side,     c->first, c->count, 1,
                             c->slot < 0 ? 0 : c->slot,    e->cfg.seed, step};
         gc_status st = c->slot < 0 ? enc->ops->encode(enc->ctx, &a, local)
                                    : enc->ops->forward(enc->ctx, &a, local);
+        if (st == GC_OK) rep_store(e, c->side, c->local, c->count);
         if (st != GC_OK)
             return wrap_error(st, "pass 1, side %d, examples [%d, %d)", c->side, a.first,
                               a.first + a.count);
@@ -520,16 +612,17 @@ static gc_status pass1_planned(gc_engine *e, const void *queries, const void *pa
 /* Memory-budget mode, pass 2: back-propagate the kept chunks (last first: the last chunk of
  * pass 1 is the first of pass 2), then re-encode the others in slot 0, which is free by then. */
 static gc_status pass2_planned(gc_engine *e, const void *queries, const void *passages, int n,
-                               int kept, uint32_t step) {
-    size_t d = (size_t)e->dim;
+                               int kept, uint32_t step, float scale) {
     for (int k = 0; k < n; k++) {
         int i = k < kept ? n - 1 - k : k - kept;
         const chunk_ref *c = &e->chunks[i];
         gc_encoder *enc = c->side ? e->penc : e->qenc;
-        const float *grad = (c->side ? e->dp : e->dq) + (size_t)c->first * d;
+        const float *grad = NULL;
         gc_encode_args a = {c->side ? passages : queries, c->side,     c->first, c->count, 1,
                             c->slot < 0 ? 0 : c->slot,    e->cfg.seed, step};
-        gc_status st = GC_OK;
+        gc_status st =
+            grad_rows(e, c->side, c->seg_first, c->seg_count, c->first, c->count, scale, &grad);
+        if (st != GC_OK) return st;
         if (c->slot < 0) st = enc->ops->forward(enc->ctx, &a, e->scratch);
         if (st == GC_OK) st = enc->ops->backward(enc->ctx, &a, grad);
         if (st != GC_OK)
@@ -546,39 +639,11 @@ static gc_status forward_whole(gc_engine *e, gc_encoder *enc, const void *inputs
     side_segments(e, side, B, K, seg); /* one segment: create refused the two-run case */
     *a = (gc_encode_args){inputs,      side, seg[0].first, seg[0].count, 1, nocache_slot(e, side),
                           e->cfg.seed, step};
-    gc_status st = enc->ops->forward(enc->ctx, a, side == 0 ? e->qlocal : e->plocal);
+    gc_status st = enc->ops->forward(enc->ctx, a, rep_out(e, side, 0));
+    if (st == GC_OK) rep_store(e, side, 0, a->count);
     return st == GC_OK ? GC_OK
                        : wrap_error(st, "no-cache forward, side %d, examples [%d, %d)", side,
                                     a->first, a->first + a->count);
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Several ranks: every passage's gradient summed over the ranks' loss shards, on its owner
- * (positives and negatives separately, as they were gathered), then put back at the global
- * rows pass 2 reads. */
-static gc_status scatter_passage_grads(gc_engine *e, int B, int K) {
-    const gc_comm *c = &e->comm;
-    size_t d = (size_t)e->dim, b = (size_t)(B / e->size), r = (size_t)e->rank;
-    gc_status st = c->ops->reduce_scatter_sum(c->ctx, e->dp, e->plocal, b * d);
-    if (st == GC_OK && K > 0)
-        st = c->ops->reduce_scatter_sum(c->ctx, e->dp + (size_t)B * d, e->plocal + b * d,
-                                        b * (size_t)K * d);
-    if (st != GC_OK) return wrap_error(st, "reduce-scattering passage gradients");
-    memcpy(e->dp + r * b * d, e->plocal, b * d * sizeof(float));
-    if (K > 0)
-        memcpy(e->dp + ((size_t)B + r * b * (size_t)K) * d, e->plocal + b * d,
-               b * (size_t)K * d * sizeof(float));
-    return GC_OK;
-}
-
-static void scale(float *x, size_t n, float s) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
 gc_status gc_engine_step_opts(gc_engine *e, const void *queries, const void *passages, int B, int K,
@@ -606,8 +671,8 @@ gc_status gc_engine_step_opts(gc_engine *e, const void *queries, const void *pas
         return gc_set_error(GC_ERR_INVALID_ARG, "engine step: loss_scale %g is not finite",
                             (double)loss_scale);
     int P = B * (1 + K), d = e->dim, b = B / e->size;
-    if (gc_matryoshka_workspace_size(B, P, d, b, e->size > 1, &e->cfg.loss, &e->cfg.matryoshka) >
-        e->ws_size)
+    if (gc_matryoshka_stats_workspace_size(B, P, d, b, e->size > 1, &e->cfg.loss,
+                                           &e->cfg.matryoshka) > e->ws_size)
         return gc_set_error(GC_ERR_INTERNAL,
                             "engine step: loss workspace for B=%d P=%d exceeds the one sized "
                             "at create",
@@ -649,34 +714,34 @@ gc_status gc_engine_step_opts(gc_engine *e, const void *queries, const void *pas
 
     gc_loss_out lo = {0, 0, 0};
     gc_loss_shard shard = {e->rank * b, b, &e->comm};
-    st = gc_matryoshka_infonce(e->qreps, e->preps, B, P, d, &e->cfg.loss, &e->cfg.matryoshka,
-                               &shard, &lo, e->dq, e->dp, e->ws); /* gc_infonce_shard when off */
+    gc_rep_view view = {e->qreps, e->preps, d, e->bf16};
+    e->gside = -1; /* this step's statistics: no window computed yet */
+    st = gc_matryoshka_stats(&view, B, P, d, &e->cfg.loss, &e->cfg.matryoshka, &shard, &lo, e->ws);
     if (st != GC_OK) return wrap_error(st, "loss over B=%d, P=%d", B, P);
-    if (loss_scale != 1.0f) {
-        scale(e->dq + (size_t)shard.row0 * d, (size_t)b * d, loss_scale);
-        scale(e->dp, (size_t)P * d, loss_scale);
-    }
     double t3 = now_s();
     t_loss = t3 - t2;
-    if (e->size > 1 && (st = scatter_passage_grads(e, B, K)) != GC_OK) return st;
-    double t4 = now_s();
-    t_scatter = t4 - t3;
 
+    e->t_grad = 0;
     if (e->chunks) {
-        st = pass2_planned(e, queries, passages, nchunks, kept, step);
+        st = pass2_planned(e, queries, passages, nchunks, kept, step, loss_scale);
     } else if (e->cfg.no_cache) {
-        const float *gq = e->dq + (size_t)qa.first * d, *gp = e->dp + (size_t)pa.first * d;
-        st = e->qenc->ops->backward(e->qenc->ctx, &qa, gq);
-        if (st != GC_OK) st = wrap_error(st, "no-cache backward, side %d", 0);
-        if (st == GC_OK && (st = e->penc->ops->backward(e->penc->ctx, &pa, gp)) != GC_OK)
+        const float *g = NULL;
+        st = grad_rows(e, 0, qa.first, qa.count, qa.first, qa.count, loss_scale, &g);
+        if (st == GC_OK && (st = e->qenc->ops->backward(e->qenc->ctx, &qa, g)) != GC_OK)
+            st = wrap_error(st, "no-cache backward, side %d", 0);
+        if (st == GC_OK)
+            st = grad_rows(e, 1, pa.first, pa.count, pa.first, pa.count, loss_scale, &g);
+        if (st == GC_OK && (st = e->penc->ops->backward(e->penc->ctx, &pa, g)) != GC_OK)
             st = wrap_error(st, "no-cache backward, side %d", 1);
     } else {
-        st = pass2(e, e->qenc, queries, 0, e->cfg.query_chunk, B, K, step);
-        if (st == GC_OK) st = pass2(e, e->penc, passages, 1, e->cfg.passage_chunk, B, K, step);
+        st = pass2(e, e->qenc, queries, 0, e->cfg.query_chunk, B, K, step, loss_scale);
+        if (st == GC_OK)
+            st = pass2(e, e->penc, passages, 1, e->cfg.passage_chunk, B, K, step, loss_scale);
     }
     if ((st = gc_comm_agree(&e->comm, st)) != GC_OK) return st;
     double t5 = now_s();
-    t_enc += t5 - t4;
+    t_enc += t5 - t3 - e->t_grad;
+    t_loss += e->t_grad;
 
     if (!(opts && opts->skip_reduce) && (st = gc_engine_reduce_grads(e)) != GC_OK)
         return wrap_error(st, "reducing gradients");

@@ -237,6 +237,10 @@ gc_status gc_infonce_ref(const float *q, const float *p, int B, int P, int d,
  * two threads ever write the same rows of dq or dp. */
 
 #define GC_LOSS_DEFAULT_TILE 1024
+/* The two halves' default: their tile buffers (a score tile and two row blocks) are all the
+ * memory they need beyond ~40 bytes a pair, so they stop growing at a smaller batch; 512-edge
+ * products (512 x 512 x d) still keep oneDNN at its full rate. */
+#define GC_LOSS_SPLIT_TILE 512
 #define GC_LOSS_COL_BLOCK 64
 /* Loops over fewer elements than this stay on one thread: for small batches and tiles the
  * fork and join would cost more than the work (and much more on an oversubscribed machine). */
@@ -609,7 +613,7 @@ typedef struct stats_layout {
 static void stats_plan(stats_layout *L, int B, int P, int d, int rows, int sharded,
                        const gc_loss_config *cfg) {
     size_t at = 0;
-    int T = cfg->tile > 0 ? cfg->tile : GC_LOSS_DEFAULT_TILE;
+    int T = cfg->tile > 0 ? cfg->tile : GC_LOSS_SPLIT_TILE;
     if (T > P) T = P;
     L->tile = T;
     size_t ncol = cfg->symmetric ? (size_t)B : 0;

@@ -359,6 +359,7 @@ gc_status gc_trainer_create(gc_trainer **out, const gc_trainer_config *cfg, gc_e
         .seed = cfg->seed,
         .matryoshka = cfg->matryoshka,
         .memory_budget = cfg->memory_budget,
+        .reps_bf16 = cfg->reps_bf16,
     };
     st = gc_engine_create(&t->engine, &ec, &t->genc[0], t->nenc == 2 ? &t->genc[1] : &t->genc[0],
                           comm);
