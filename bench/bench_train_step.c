@@ -39,7 +39,8 @@ static void make_batch(gc_token_batch *tb, int32_t *ids, int64_t *offs, int n, i
         offs[i] = (int64_t)i * len;
         for (int t = 0; t < len; t++) {
             *state = *state * 6364136223846793005ull + 1442695040888963407ull;
-            int id = 1000 + (int)((*state >> 33) % (uint64_t)(vocab - 1000));
+            int lo = vocab > 2000 ? 1000 : vocab / 4; /* past the special tokens */
+            int id = lo + (int)((*state >> 33) % (uint64_t)(vocab - lo));
             ids[(size_t)i * len + t] = t == 0 ? 101 : t == len - 1 ? 102 : id;
         }
     }
