@@ -71,8 +71,8 @@ typedef enum gc_mem { GC_MEM_HOST = 0, GC_MEM_DEVICE = 1 } gc_mem;
  * C (M,N) = op(A) (M,K) @ op(B) (K,N)            when accumulate == 0
  * C (M,N) += op(A) (M,K) @ op(B) (K,N)           when accumulate != 0
  * op(A) is A (M,K) when trans_a == 0, else A is stored (K,M) and transposed; likewise for B
- * ((K,N) or stored (N,K)). Row-major, contiguous. Backed by oneDNN's matmul primitive, built
- * once per (trans_a, trans_b, accumulate) with runtime sizes and reused for every shape; tiny
+ * ((K,N) or stored (N,K)). Row-major, contiguous. Backed by oneDNN's matmul primitive (runtime
+ * sizes or per shape, see gc_matmul_prims below); tiny
  * products (M*N*K <= 32768) run in plain loops. gc_matmul_ref is the plain reference kept
  * beside it. M, N or K of 0 is a no-op (K == 0 with accumulate == 0 zeroes C). */
 gc_status gc_matmul(float *C, const float *A, const float *B, int M, int N, int K, int trans_a,
@@ -92,6 +92,21 @@ typedef enum gc_mm_type {
  * AVX-512), GC_ERR_UNSUPPORTED. */
 gc_status gc_matmul_ex(float *C, const void *A, const void *B, int M, int N, int K, int trans_a,
                        int trans_b, int accumulate, gc_mm_type dtype);
+/* Which kind of oneDNN primitive serves a type's products: built with runtime dimensions (one
+ * per transposition/accumulation, reused for every shape) or per exact shape (a bounded
+ * per-thread cache, least recently used evicted). AUTO: GC_MATMUL_PRIMS (runtime|shape) if set,
+ * else runtime: its sums of a row do not depend on the product's row count, which keeps bf16
+ * results chunk-invariant; per-shape primitives are up to 1.5x faster on some shapes but block
+ * their sums by shape and thread count (bench/matmul_prims, test_bf16). gc_matmul_set_prims is
+ * process-wide (both kinds stay cached when it changes). */
+typedef enum gc_mm_prims {
+    GC_MM_PRIMS_AUTO = 0,
+    GC_MM_PRIMS_RUNTIME = 1,
+    GC_MM_PRIMS_SHAPE = 2,
+} gc_mm_prims;
+void gc_matmul_set_prims(gc_mm_type dtype, gc_mm_prims kind);
+gc_mm_prims gc_matmul_prims(gc_mm_type dtype); /* the effective kind, never AUTO */
+const char *gc_matmul_prims_name(gc_mm_prims kind);
 /* The plain reference of a bf16 product (terms and sums in fp32, k in order). */
 void gc_matmul_bf16_ref(float *C, const uint16_t *A, const uint16_t *B, int M, int N, int K,
                         int trans_a, int trans_b, int accumulate);

@@ -14,6 +14,8 @@ extern "C" {
 
 void gc_matmul_ref(float *C, const float *A, const float *B, int M, int N, int K, int trans_a,
                    int trans_b, int accumulate);
+/* How many per-shape primitives this thread's cache holds (bounded; for tests). */
+int gc_matmul_shape_cache_used(void);
 /* The plain optimizer loop (double arithmetic per element), kept beside gc_optim_step. */
 void gc_optim_step_ref(gc_optim *o, float *params, const float *grads, float lr, float grad_scale);
 /* The plain dense reference (holds the full B x P matrix, computes in double). */

@@ -1,5 +1,6 @@
 /* test_matmul.c: gc_matmul (oneDNN) against gc_matmul_ref for every transpose and accumulate
- * combination, odd shapes, repeated shapes (cached primitives) and bad arguments. */
+ * combination, odd shapes, repeated shapes (cached primitives), through both kinds of primitive
+ * (runtime dimensions and per shape); the per-shape cache stays bounded; bad arguments. */
 #include "gc_testing.h"
 #include "test_util.h"
 
@@ -18,28 +19,57 @@ int main(void) {
                              {13, 32, 11}, {128, 384, 96}, {3, 1536, 384}, {40, 40, 32}};
     unsigned seed = 1;
     double worst = 0;
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
-        float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
-        float *C = malloc(sizeof(float) * M * N), *R = malloc(sizeof(float) * M * N);
-        fill(A, (size_t)M * K, &seed);
+    for (int kind = GC_MM_PRIMS_RUNTIME; kind <= GC_MM_PRIMS_SHAPE; kind++) {
+        gc_matmul_set_prims(GC_MM_F32, (gc_mm_prims)kind);
+        CHECK(gc_matmul_prims(GC_MM_F32) == (gc_mm_prims)kind, "kind set");
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+            float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+            float *C = malloc(sizeof(float) * M * N), *R = malloc(sizeof(float) * M * N);
+            fill(A, (size_t)M * K, &seed);
+            fill(B, (size_t)K * N, &seed);
+            for (int ta = 0; ta < 2; ta++)
+                for (int tb = 0; tb < 2; tb++)
+                    for (int acc = 0; acc < 2; acc++)
+                        for (int rep = 0; rep < 2; rep++) {
+                            fill(C, (size_t)M * N, &seed);
+                            memcpy(R, C, sizeof(float) * M * N);
+                            CHECK_OK(gc_matmul(C, A, B, M, N, K, ta, tb, acc));
+                            gc_matmul_ref(R, A, B, M, N, K, ta, tb, acc);
+                            double e = max_rel_err(C, R, (size_t)M * N);
+                            if (e > worst) worst = e;
+                            CHECK(e < 1e-5, "%s %dx%dx%d ta=%d tb=%d acc=%d err %.3g",
+                                  gc_matmul_prims_name((gc_mm_prims)kind), M, N, K, ta, tb, acc, e);
+                        }
+            free(A), free(B), free(C), free(R);
+        }
+    }
+    printf("matmul vs reference (runtime and per-shape primitives): max relative error %.3g\n",
+           worst);
+
+    /* many shapes through the per-shape kind: the cache stays bounded and stays right */
+    {
+        const int K = 48, N = 40, maxM = 300;
+        float *A = malloc(sizeof(float) * maxM * K), *B = malloc(sizeof(float) * K * N);
+        float *C = malloc(sizeof(float) * maxM * N), *R = malloc(sizeof(float) * maxM * N);
+        fill(A, (size_t)maxM * K, &seed);
         fill(B, (size_t)K * N, &seed);
-        for (int ta = 0; ta < 2; ta++)
-            for (int tb = 0; tb < 2; tb++)
-                for (int acc = 0; acc < 2; acc++)
-                    for (int rep = 0; rep < 2; rep++) {
-                        fill(C, (size_t)M * N, &seed);
-                        memcpy(R, C, sizeof(float) * M * N);
-                        CHECK_OK(gc_matmul(C, A, B, M, N, K, ta, tb, acc));
-                        gc_matmul_ref(R, A, B, M, N, K, ta, tb, acc);
-                        double e = max_rel_err(C, R, (size_t)M * N);
-                        if (e > worst) worst = e;
-                        CHECK(e < 1e-5, "%dx%dx%d ta=%d tb=%d acc=%d err %.3g", M, N, K, ta, tb,
-                              acc, e);
-                    }
+        double e_many = 0;
+        for (int M = 20; M <= maxM; M += 2) {
+            CHECK_OK(gc_matmul(C, A, B, M, N, K, 0, 1, 0));
+            gc_matmul_ref(R, A, B, M, N, K, 0, 1, 0);
+            double e = max_rel_err(C, R, (size_t)M * N);
+            if (e > e_many) e_many = e;
+        }
+        int cached = gc_matmul_shape_cache_used();
+        printf("141 shapes per shape: %d primitives cached, max relative error %.3g\n", cached,
+               e_many);
+        CHECK(cached >= 1 && cached <= 64, "per-shape cache bounded (%d entries)", cached);
+        CHECK(e_many < 1e-5, "many shapes err %.3g", e_many);
         free(A), free(B), free(C), free(R);
     }
-    printf("matmul vs reference: max relative error %.3g\n", worst);
+    gc_matmul_set_prims(GC_MM_F32, GC_MM_PRIMS_AUTO);
+    CHECK(gc_matmul_prims(GC_MM_F32) != GC_MM_PRIMS_AUTO, "auto resolves to a kind");
 
     float one = 1.0f, c = 5.0f;
     CHECK(gc_matmul(&c, &one, &one, -1, 1, 1, 0, 0, 0) == GC_ERR_INVALID_ARG, "negative size");

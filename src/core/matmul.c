@@ -1,14 +1,21 @@
 /* matmul.c: the project's one matrix-product function, on oneDNN's matmul primitive, and the
  * plain reference beside it.
  *
- * The sizes of a training step's products change with every chunk (a chunk holds as many
- * tokens as its sequences have), so primitives are built with runtime dimensions and strides:
- * one primitive per (dtype, trans_a, trans_b, accumulate), sixteen at most, built on first use and
- * reused for every shape. Primitives keyed by exact shape would be rebuilt for nearly every
- * chunk and pile up in oneDNN's primitive cache, making memory grow with the batch. On this
- * hardware oneDNN serves both through the same jit GEMM, so nothing is lost in speed.
- * The primitives are per thread so the function may be called from inside an OpenMP region
- * (oneDNN then runs single-threaded there). */
+ * Two kinds of oneDNN primitive serve a product, chosen per element type (gc_matmul_prims):
+ *  - runtime: built with runtime dimensions and strides, one per (dtype, trans_a, trans_b,
+ *    accumulate), sixteen at most, built on first use and reused for every shape;
+ *  - shape: built for the exact shape, kept in a small per-thread cache (SHAPE_CACHE entries,
+ *    least recently used evicted), so memory does not grow with the batch while a step's few
+ *    shapes (a chunk's token count times the model's widths) stay built.
+ * Measured with bench/matmul_prims on a 2-core AMX Xeon (oneDNN 2.6): per shape is 0.86-1.52x
+ * the runtime kind's rate depending on the shape (about 1.09x over a step's bf16 products, 0.9x
+ * to 1.1x in fp32). But a per-shape primitive blocks its sums by the shape and the thread count:
+ * the same rows of a product of 3 or of 160 rows then differ in their last bits (test_bf16
+ * counts them), which would make an example's bf16 numbers depend on its chunk-mates. The
+ * runtime kind keeps each row's sums independent of the row count, so it is the default for
+ * both types; GC_MATMUL_PRIMS=shape (or gc_matmul_set_prims) opts into per-shape primitives. The
+ * primitives are per thread so the function may be called from inside an OpenMP region (oneDNN then
+ * runs single-threaded there). */
 #include "gc_core.h"
 #include "gc_testing.h"
 
@@ -90,10 +97,20 @@ static void matmul_small(float *C, const float *A, const float *B, int M, int N,
     }
 }
 
+#define SHAPE_CACHE 64
+
+typedef struct shape_entry {
+    int key[7]; /* dtype, trans_a, trans_b, accumulate, M, N, K */
+    unsigned long used;
+    dnnl_primitive_t prim;
+} shape_entry;
+
 typedef struct mm_cache {
     dnnl_engine_t engine;
     dnnl_stream_t stream;
-    dnnl_primitive_t prim[2][2][2][2]; /* [dtype][trans_a][trans_b][accumulate] */
+    dnnl_primitive_t prim[2][2][2][2]; /* [dtype][trans_a][trans_b][accumulate], runtime dims */
+    shape_entry shape[SHAPE_CACHE];
+    unsigned long clock;
 } mm_cache;
 
 static _Thread_local mm_cache *g_cache;
@@ -105,10 +122,19 @@ void gc_matmul_cleanup(void) {
         dnnl_primitive_t p = (&c->prim[0][0][0][0])[i];
         if (p) dnnl_primitive_destroy(p);
     }
+    for (int i = 0; i < SHAPE_CACHE; i++)
+        if (c->shape[i].prim) dnnl_primitive_destroy(c->shape[i].prim);
     if (c->stream) dnnl_stream_destroy(c->stream);
     if (c->engine) dnnl_engine_destroy(c->engine);
     free(c);
     g_cache = NULL;
+}
+
+int gc_matmul_shape_cache_used(void) {
+    int n = 0;
+    if (g_cache)
+        for (int i = 0; i < SHAPE_CACHE; i++) n += g_cache->shape[i].prim != NULL;
+    return n;
 }
 
 static gc_status cache_get(mm_cache **out) {
@@ -141,17 +167,21 @@ static dnnl_data_type_t dnnl_type(gc_mm_type dt) {
     return dt == GC_MM_BF16 ? dnnl_bf16 : dnnl_f32;
 }
 
-static gc_status build(mm_cache *c, gc_mm_type dt, int ta, int tb, int acc) {
+/* Builds the primitive of (dt, ta, tb, acc) into *out: for any shape when M is 0 (runtime
+ * dimensions), else for exactly (M, N, K). */
+static gc_status build(mm_cache *c, gc_mm_type dt, int ta, int tb, int acc, int M, int N, int K,
+                       dnnl_primitive_t *out) {
     const dnnl_dim_t R = DNNL_RUNTIME_DIM_VAL;
+    dnnl_dim_t m = M ? M : R, n = M ? N : R, k = M ? K : R;
     dnnl_memory_desc_t a_md, b_md, c_md;
     dnnl_matmul_desc_t md;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_data_type_t in = dnnl_type(dt);
-    int ok = desc2d(&a_md, R, R, ta, R, in) == dnnl_success &&
-             desc2d(&b_md, R, R, tb, R, in) == dnnl_success &&
-             desc2d(&c_md, R, R, 0, R, dnnl_f32) == dnnl_success &&
+    int ok = desc2d(&a_md, m, k, ta, M ? (ta ? m : k) : R, in) == dnnl_success &&
+             desc2d(&b_md, k, n, tb, M ? (tb ? k : n) : R, in) == dnnl_success &&
+             desc2d(&c_md, m, n, 0, M ? n : R, dnnl_f32) == dnnl_success &&
              dnnl_matmul_desc_init(&md, &a_md, &b_md, NULL, &c_md) == dnnl_success &&
              dnnl_primitive_attr_create(&attr) == dnnl_success;
     if (ok && acc)
@@ -164,7 +194,7 @@ static gc_status build(mm_cache *c, gc_mm_type dt, int ta, int tb, int acc) {
         built = r == dnnl_success;
         if (r == dnnl_unimplemented && dt == GC_MM_BF16) ok = -1;
     }
-    if (built) ok = dnnl_primitive_create(&c->prim[dt][ta][tb][acc], pd) == dnnl_success;
+    if (built) ok = dnnl_primitive_create(out, pd) == dnnl_success;
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (po) dnnl_post_ops_destroy(po);
     if (attr) dnnl_primitive_attr_destroy(attr);
@@ -174,6 +204,60 @@ static gc_status build(mm_cache *c, gc_mm_type dt, int ta, int tb, int acc) {
                             "without AVX-512)");
     if (!ok || !built)
         return gc_set_error(GC_ERR_INTERNAL, "matmul: oneDNN could not build a product");
+    return GC_OK;
+}
+
+static int g_prims[2]; /* GC_MM_PRIMS_AUTO until set */
+
+void gc_matmul_set_prims(gc_mm_type dtype, gc_mm_prims kind) {
+    if ((dtype == GC_MM_F32 || dtype == GC_MM_BF16) && kind >= GC_MM_PRIMS_AUTO &&
+        kind <= GC_MM_PRIMS_SHAPE)
+        g_prims[dtype] = kind;
+}
+
+gc_mm_prims gc_matmul_prims(gc_mm_type dtype) {
+    if (dtype != GC_MM_F32 && dtype != GC_MM_BF16) return GC_MM_PRIMS_RUNTIME;
+    if (g_prims[dtype] != GC_MM_PRIMS_AUTO) return (gc_mm_prims)g_prims[dtype];
+    const char *env = getenv("GC_MATMUL_PRIMS");
+    if (env && strcmp(env, "runtime") == 0) return GC_MM_PRIMS_RUNTIME;
+    if (env && strcmp(env, "shape") == 0) return GC_MM_PRIMS_SHAPE;
+    return GC_MM_PRIMS_RUNTIME;
+}
+
+const char *gc_matmul_prims_name(gc_mm_prims kind) {
+    return kind == GC_MM_PRIMS_SHAPE ? "shape" : kind == GC_MM_PRIMS_RUNTIME ? "runtime" : "auto";
+}
+
+/* The primitive for this product: the runtime one, or the shape's from the cache (built on a
+ * miss into the least recently used entry). */
+static gc_status lookup(mm_cache *c, gc_mm_type dt, int ta, int tb, int acc, int M, int N, int K,
+                        dnnl_primitive_t *out) {
+    if (gc_matmul_prims(dt) != GC_MM_PRIMS_SHAPE) {
+        if (!c->prim[dt][ta][tb][acc]) {
+            gc_status st = build(c, dt, ta, tb, acc, 0, 0, 0, &c->prim[dt][ta][tb][acc]);
+            if (st != GC_OK) return st;
+        }
+        *out = c->prim[dt][ta][tb][acc];
+        return GC_OK;
+    }
+    int key[7] = {(int)dt, ta, tb, acc, M, N, K};
+    shape_entry *victim = &c->shape[0];
+    for (int i = 0; i < SHAPE_CACHE; i++) {
+        shape_entry *e = &c->shape[i];
+        if (e->prim && memcmp(e->key, key, sizeof key) == 0) {
+            e->used = ++c->clock;
+            *out = e->prim;
+            return GC_OK;
+        }
+        if (!e->prim || (victim->prim && e->used < victim->used)) victim = e;
+    }
+    if (victim->prim) dnnl_primitive_destroy(victim->prim);
+    victim->prim = NULL;
+    gc_status st = build(c, dt, ta, tb, acc, M, N, K, &victim->prim);
+    if (st != GC_OK) return st;
+    memcpy(victim->key, key, sizeof key);
+    victim->used = ++c->clock;
+    *out = victim->prim;
     return GC_OK;
 }
 
@@ -205,11 +289,11 @@ gc_status gc_matmul_ex(float *C, const void *A, const void *B, int M, int N, int
     mm_cache *c = NULL;
     gc_status st = cache_get(&c);
     if (st != GC_OK) return st;
-    if (!c->prim[dtype][trans_a][trans_b][accumulate]) {
-        st = build(c, dtype, trans_a, trans_b, accumulate);
-        if (st != GC_OK) return st;
-    }
-    /* The actual shapes travel in the memory objects of this call. */
+    dnnl_primitive_t prim = NULL;
+    st = lookup(c, dtype, trans_a, trans_b, accumulate, M, N, K, &prim);
+    if (st != GC_OK) return st;
+    /* The actual shapes travel in the memory objects of this call (a runtime primitive takes
+     * them from there; a shape's primitive was built for them). */
     dnnl_memory_desc_t a_md, b_md, c_md;
     dnnl_memory_t am = NULL, bm = NULL, cm = NULL;
     dnnl_data_type_t in = dnnl_type(dtype);
@@ -221,8 +305,7 @@ gc_status gc_matmul_ex(float *C, const void *A, const void *B, int M, int N, int
              dnnl_memory_create(&cm, &c_md, c->engine, C) == dnnl_success;
     if (ok) {
         dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}};
-        ok = dnnl_primitive_execute(c->prim[dtype][trans_a][trans_b][accumulate], c->stream, 3,
-                                    args) == dnnl_success &&
+        ok = dnnl_primitive_execute(prim, c->stream, 3, args) == dnnl_success &&
              dnnl_stream_wait(c->stream) == dnnl_success;
     }
     if (am) dnnl_memory_destroy(am);
