@@ -37,7 +37,13 @@ int main(int argc, char **argv) {
         return CLI_EXIT_OK;
     }
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
-        printf("gradcache %s\nkernels: %s\n", gc_version(), gc_cpu_path_name(gc_cpu_path_get()));
+        const char *isa = NULL;
+        int native = gc_matmul_bf16_native(&isa);
+        printf(
+            "gradcache %s\nkernels: %s\nbf16 native: %s (oneDNN ISA %s%s)\nmatmul primitives: %s\n",
+            gc_version(), gc_cpu_path_name(gc_cpu_path_get()), native ? "yes" : "no", isa,
+            native ? "" : "; --precision bf16 runs fp32",
+            gc_matmul_prims_name(gc_matmul_prims(GC_MM_F32)));
         return CLI_EXIT_OK;
     }
     if (strcmp(cmd, "train") == 0) return cmd_train(argc, argv);

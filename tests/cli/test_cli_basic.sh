@@ -9,6 +9,7 @@ check "--help on stdout" grep -q "Usage: gradcache <command>" "$TMP/out"
 ok "--version" "$G" --version
 check "--version text" grep -qE "^gradcache [0-9]+\.[0-9]+\.[0-9]+$" "$TMP/out"
 check "--version names the kernel path" grep -qE "^kernels: (generic|avx2|avx512)$" "$TMP/out"
+check "--version says whether bf16 is native" grep -qE "^bf16 native: (yes|no) \(oneDNN ISA [a-z0-9_]+" "$TMP/out"
 ok "--version under GC_CPU=generic" env GC_CPU=generic "$G" --version
 check "GC_CPU=generic selects the generic kernels" grep -qx "kernels: generic" "$TMP/out"
 for cmd in train encode eval init; do

@@ -50,6 +50,17 @@ for n in 2 3; do
 done
 check "st_diff notices the Matryoshka update differs from the plain one" not quiet "$ST_DIFF" "$base" "$TMP/m1/model.safetensors" "$TMP/g1/model.safetensors" 1e-5
 
+# --- bf16: representations gathered as bf16 (pairs of floats on the wire), the same gradient ---
+if "$G" --version | grep -q "bf16 native: yes"; then
+    BSTEP=("${STEP[@]}" --precision bf16)
+    ok "bf16, 1 process" "$G" train "${BSTEP[@]}" --out "$TMP/b1"
+    ok "bf16, 2 ranks" mpi 2 train "${BSTEP[@]}" --out "$TMP/b2"
+    ok "bf16, 2 ranks: the gradient of one process" "$ST_DIFF" "$base" "$TMP/b2/model.safetensors" "$TMP/b1/model.safetensors" 1e-5
+    check "st_diff notices the bf16 update differs from the fp32 one" not quiet "$ST_DIFF" "$base" "$TMP/b1/model.safetensors" "$TMP/g1/model.safetensors" 1e-5
+else
+    echo "skip: bf16 over ranks (no native bf16 on this CPU: --precision bf16 runs fp32)"
+fi
+
 # --- three AdamW steps ---
 ADAM=("${COMMON[@]}" --steps 3 --lr 1e-3)
 ok "AdamW, 1 process" "$G" train "${ADAM[@]}" --out "$TMP/a1" --log "$TMP/a1.log"
