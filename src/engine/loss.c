@@ -6,6 +6,7 @@
 #include "gc_comm.h"
 #include "gc_loss.h"
 #include "gc_testing.h"
+#include "core/vexp.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -242,6 +243,8 @@ gc_status gc_infonce_ref(const float *q, const float *p, int B, int P, int d,
  * products (512 x 512 x d) still keep oneDNN at its full rate. */
 #define GC_LOSS_SPLIT_TILE 512
 #define GC_LOSS_COL_BLOCK 64
+/* Tile rows go through the vector exp (core/vexp.h) this many scores at a time. */
+#define EXP_BLOCK 256
 /* Loops over fewer elements than this stay on one thread: for small batches and tiles the
  * fork and join would cost more than the work (and much more on an oversubscribed machine). */
 #define PAR(n) ((n) >= 32768)
@@ -380,9 +383,12 @@ static void tile_stats(const float *S, int ti, int tj, int gi0, int J0, int B, i
         float m = -INFINITY;
         for (int j = 0; j < tj; j++) m = s[j] > m ? s[j] : m;
         double z = 0, e = 0;
-        for (int j = 0; j < tj; j++) {
-            float x = expf(s[j] - m);
-            z += x, e += (double)x * s[j];
+        float x[EXP_BLOCK];
+        for (int j0 = 0; j0 < tj; j0 += EXP_BLOCK) {
+            const int n = tj - j0 < EXP_BLOCK ? tj - j0 : EXP_BLOCK;
+            for (int k = 0; k < n; k++) x[k] = s[j0 + k] - m;
+            gc_exp_array(x, x, (size_t)n);
+            for (int k = 0; k < n; k++) z += x[k], e += (double)x[k] * s[j0 + k];
         }
         lse_merge(&rm[i], &rz[i], &re[i], m, z, e);
         if (dg >= 0 && dg < tj) {
@@ -408,10 +414,10 @@ static void tile_stats(const float *S, int ti, int tj, int gi0, int J0, int B, i
             }
             for (int i = 0; i < ti; i++) {
                 const float *s = S + (size_t)i * tj + c0;
-                for (int c = 0; c < nc; c++) {
-                    float x = expf(s[c] - m[c]);
-                    z[c] += x, e[c] += (double)x * s[c];
-                }
+                float x[GC_LOSS_COL_BLOCK];
+                for (int c = 0; c < nc; c++) x[c] = s[c] - m[c];
+                gc_exp_array(x, x, (size_t)nc);
+                for (int c = 0; c < nc; c++) z[c] += x[c], e[c] += (double)x[c] * s[c];
             }
             for (int c = 0; c < nc; c++) {
                 const int j = J0 + c0 + c;
@@ -435,12 +441,25 @@ static void tile_to_grad(float *S, int ti, int tj, int gi0, int J0, int tc, cons
         const float ai = a[i];
         const int dg = gi0 + i - J0; /* the positive's column in this tile, if any */
         const float sd = dg >= 0 && dg < tj ? s[dg] : 0.0f;
-        for (int j = 0; j < tc; j++) {
-            const int jg = J0 + j;
-            float g = expf(s[j] - mi) * ri + expf(s[j] - (float)cm[jg]) * (float)(w * cz[jg]);
-            s[j] = g * ai * bj[j];
+        float u[EXP_BLOCK], v[EXP_BLOCK];
+        for (int j0 = 0; j0 < tc; j0 += EXP_BLOCK) {
+            const int n = tc - j0 < EXP_BLOCK ? tc - j0 : EXP_BLOCK;
+            for (int k = 0; k < n; k++)
+                u[k] = s[j0 + k] - mi, v[k] = s[j0 + k] - (float)cm[J0 + j0 + k];
+            gc_exp_array(u, u, (size_t)n);
+            gc_exp_array(v, v, (size_t)n);
+            for (int k = 0; k < n; k++) {
+                const int j = j0 + k;
+                float g = u[k] * ri + v[k] * (float)(w * cz[J0 + j]);
+                s[j] = g * ai * bj[j];
+            }
         }
-        for (int j = tc; j < tj; j++) s[j] = expf(s[j] - mi) * ri * ai * bj[j];
+        for (int j0 = tc; j0 < tj; j0 += EXP_BLOCK) {
+            const int n = tj - j0 < EXP_BLOCK ? tj - j0 : EXP_BLOCK;
+            for (int k = 0; k < n; k++) u[k] = s[j0 + k] - mi;
+            gc_exp_array(u, u, (size_t)n);
+            for (int k = 0; k < n; k++) s[j0 + k] = u[k] * ri * ai * bj[j0 + k];
+        }
         /* softmax_ii - 1 cancels badly in float when the positive takes nearly all the mass (a
          * well-trained model, or scale 100): form it in double from the running statistics,
          * whose z holds the other passages' mass to double precision */
