@@ -4,8 +4,9 @@
  * feed-forward 1536; forward x @ w^T, input gradient dy @ w, weight gradient dy^T @ x
  * accumulated; attention scores and context at sequence length 128, head size 32), fp32 and
  * bf16, and prints GFLOP/s, shape/runtime and the kind gc_matmul_prims picks by default (a
- * fixed rule, so a run's numbers do not depend on a timing; this program is how the rule is
- * checked on a new machine).
+ * fixed default, so a run's numbers never depend on a timing; this program and
+ * bench/prims_step.sh, the same at the level of a training step, are how it is checked on a new
+ * machine). Per-shape products of independent rows run in blocks of a fixed row count.
  *
  *   matmul_prims [--rows 4096] [--reps 5]      (threads: OMP_NUM_THREADS) */
 #include "gc_core.h"

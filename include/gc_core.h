@@ -94,11 +94,11 @@ gc_status gc_matmul_ex(float *C, const void *A, const void *B, int M, int N, int
                        int trans_b, int accumulate, gc_mm_type dtype);
 /* Which kind of oneDNN primitive serves a type's products: built with runtime dimensions (one
  * per transposition/accumulation, reused for every shape) or per exact shape (a bounded
- * per-thread cache, least recently used evicted). AUTO: GC_MATMUL_PRIMS (runtime|shape) if set,
- * else runtime: its sums of a row do not depend on the product's row count, which keeps bf16
- * results chunk-invariant; per-shape primitives are up to 1.5x faster on some shapes but block
- * their sums by shape and thread count (bench/matmul_prims, test_bf16). gc_matmul_set_prims is
- * process-wide (both kinds stay cached when it changes). */
+ * per-thread cache, least recently used evicted; products of independent rows run in blocks
+ * of a fixed row count, so a row's bits never depend on the product's row count). AUTO:
+ * GC_MATMUL_PRIMS (runtime|shape) if set, else runtime, the faster in a measured step (see
+ * src/core/matmul.c, bench/matmul_prims). gc_matmul_set_prims is process-wide (both kinds stay
+ * cached when it changes). */
 typedef enum gc_mm_prims {
     GC_MM_PRIMS_AUTO = 0,
     GC_MM_PRIMS_RUNTIME = 1,

@@ -7,14 +7,17 @@
  *  - shape: built for the exact shape, kept in a small per-thread cache (SHAPE_CACHE entries,
  *    least recently used evicted), so memory does not grow with the batch while a step's few
  *    shapes (a chunk's token count times the model's widths) stay built.
- * Measured with bench/matmul_prims on a 2-core AMX Xeon (oneDNN 2.6): per shape is 0.86-1.52x
- * the runtime kind's rate depending on the shape (about 1.09x over a step's bf16 products, 0.9x
- * to 1.1x in fp32). But a per-shape primitive blocks its sums by the shape and the thread count:
- * the same rows of a product of 3 or of 160 rows then differ in their last bits (test_bf16
- * counts them), which would make an example's bf16 numbers depend on its chunk-mates. The
- * runtime kind keeps each row's sums independent of the row count, so it is the default for
- * both types; GC_MATMUL_PRIMS=shape (or gc_matmul_set_prims) opts into per-shape primitives. The
- * primitives are per thread so the function may be called from inside an OpenMP region (oneDNN then
+ * Products whose rows are independent (A not transposed: a chunk's tokens) take the per-shape
+ * kind in blocks of ROW_BLOCK rows, the last zero-padded, so one primitive serves every row
+ * count and each row is summed the same way wherever it sits: a primitive built for a short
+ * product would block its sums differently (by shape and thread count) and the same rows would
+ * differ in their last bits from a tall product's, making an example's bf16 numbers depend on
+ * its chunk-mates. Measured on a 2-core AMX Xeon (oneDNN 2.6; bench/matmul_prims, and a MiniLM
+ * step's CPU time): oneDNN's runtime-size GEMM already runs bf16 on AMX there (1.2-1.8 TFLOP/s
+ * at MiniLM's products), per-shape blocks ran 0.7-1.26x its rate by shape and the bf16 step
+ * took 5.6-6.4 CPU seconds against 5.4-5.8, so runtime is the default for both types;
+ * GC_MATMUL_PRIMS=shape (or gc_matmul_set_prims) opts into per-shape primitives. The primitives
+ * are per thread so the function may be called from inside an OpenMP region (oneDNN then
  * runs single-threaded there). */
 #include "gc_core.h"
 #include "gc_testing.h"
@@ -98,6 +101,9 @@ static void matmul_small(float *C, const float *A, const float *B, int M, int N,
 }
 
 #define SHAPE_CACHE 64
+#ifndef ROW_BLOCK
+#define ROW_BLOCK 128 /* rows of the per-shape primitives of row-independent products */
+#endif
 
 typedef struct shape_entry {
     int key[7]; /* dtype, trans_a, trans_b, accumulate, M, N, K */
@@ -111,6 +117,9 @@ typedef struct mm_cache {
     dnnl_primitive_t prim[2][2][2][2]; /* [dtype][trans_a][trans_b][accumulate], runtime dims */
     shape_entry shape[SHAPE_CACHE];
     unsigned long clock;
+    void *pad_a;  /* (ROW_BLOCK, K) rows of A for a row block's tail, grown on first need */
+    float *pad_c; /* (ROW_BLOCK, N) */
+    size_t pad_a_bytes, pad_c_bytes;
 } mm_cache;
 
 static _Thread_local mm_cache *g_cache;
@@ -124,6 +133,8 @@ void gc_matmul_cleanup(void) {
     }
     for (int i = 0; i < SHAPE_CACHE; i++)
         if (c->shape[i].prim) dnnl_primitive_destroy(c->shape[i].prim);
+    free(c->pad_a);
+    free(c->pad_c);
     if (c->stream) dnnl_stream_destroy(c->stream);
     if (c->engine) dnnl_engine_destroy(c->engine);
     free(c);
@@ -261,6 +272,71 @@ static gc_status lookup(mm_cache *c, gc_mm_type dt, int ta, int tb, int acc, int
     return GC_OK;
 }
 
+/* Runs prim on these operands; the shapes travel in the memory objects (a runtime primitive
+ * takes them from there; a shape's primitive was built for them). */
+static gc_status execute(mm_cache *c, dnnl_primitive_t prim, float *C, const void *A, const void *B,
+                         int M, int N, int K, int ta, int tb, gc_mm_type dtype) {
+    dnnl_memory_desc_t a_md, b_md, c_md;
+    dnnl_memory_t am = NULL, bm = NULL, cm = NULL;
+    dnnl_data_type_t in = dnnl_type(dtype);
+    int ok = desc2d(&a_md, M, K, ta, ta ? M : K, in) == dnnl_success &&
+             desc2d(&b_md, K, N, tb, tb ? K : N, in) == dnnl_success &&
+             desc2d(&c_md, M, N, 0, N, dnnl_f32) == dnnl_success &&
+             dnnl_memory_create(&am, &a_md, c->engine, (void *)A) == dnnl_success &&
+             dnnl_memory_create(&bm, &b_md, c->engine, (void *)B) == dnnl_success &&
+             dnnl_memory_create(&cm, &c_md, c->engine, C) == dnnl_success;
+    if (ok) {
+        dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}};
+        ok = dnnl_primitive_execute(prim, c->stream, 3, args) == dnnl_success &&
+             dnnl_stream_wait(c->stream) == dnnl_success;
+    }
+    if (am) dnnl_memory_destroy(am);
+    if (bm) dnnl_memory_destroy(bm);
+    if (cm) dnnl_memory_destroy(cm);
+    if (!ok)
+        return gc_set_error(GC_ERR_INTERNAL, "matmul: oneDNN execution failed (%dx%dx%d)", M, N, K);
+    return GC_OK;
+}
+
+/* The per-shape kind for a product whose rows are independent (A not transposed: the rows of a
+ * chunk's tokens): one primitive of ROW_BLOCK rows runs every block of rows, the last one
+ * through zero-padded copies, so each row is summed by the same kernel in the same order
+ * whatever the product's row count (a chunk's rows give the bits they give in the whole batch)
+ * and the cache holds one primitive per (N, K), not per row count. */
+static gc_status rows_blocked(mm_cache *c, float *C, const void *A, const void *B, int M, int N,
+                              int K, int tb, int acc, gc_mm_type dtype) {
+    dnnl_primitive_t prim = NULL;
+    gc_status st = lookup(c, dtype, 0, tb, acc, ROW_BLOCK, N, K, &prim);
+    if (st != GC_OK) return st;
+    const size_t es = dtype == GC_MM_BF16 ? 2 : 4, arow = (size_t)K * es;
+    const char *a = A;
+    int r0 = 0;
+    for (; r0 + ROW_BLOCK <= M; r0 += ROW_BLOCK) {
+        st = execute(c, prim, C + (size_t)r0 * N, a + (size_t)r0 * arow, B, ROW_BLOCK, N, K, 0, tb,
+                     dtype);
+        if (st != GC_OK) return st;
+    }
+    const int t = M - r0;
+    if (t == 0) return GC_OK;
+    size_t need_a = (size_t)ROW_BLOCK * arow, need_c = (size_t)ROW_BLOCK * N * sizeof(float);
+    if (need_a > c->pad_a_bytes) {
+        void *p = realloc(c->pad_a, need_a);
+        if (!p) return gc_set_error(GC_ERR_NOMEM, "matmul: out of memory for a row block");
+        c->pad_a = p, c->pad_a_bytes = need_a;
+    }
+    if (need_c > c->pad_c_bytes) {
+        float *p = realloc(c->pad_c, need_c);
+        if (!p) return gc_set_error(GC_ERR_NOMEM, "matmul: out of memory for a row block");
+        c->pad_c = p, c->pad_c_bytes = need_c;
+    }
+    memcpy(c->pad_a, a + (size_t)r0 * arow, (size_t)t * arow);
+    memset((char *)c->pad_a + (size_t)t * arow, 0, (size_t)(ROW_BLOCK - t) * arow);
+    if (acc) memcpy(c->pad_c, C + (size_t)r0 * N, (size_t)t * N * sizeof(float));
+    st = execute(c, prim, c->pad_c, c->pad_a, B, ROW_BLOCK, N, K, 0, tb, dtype);
+    if (st == GC_OK) memcpy(C + (size_t)r0 * N, c->pad_c, (size_t)t * N * sizeof(float));
+    return st;
+}
+
 gc_status gc_matmul(float *C, const float *A, const float *B, int M, int N, int K, int trans_a,
                     int trans_b, int accumulate) {
     return gc_matmul_ex(C, A, B, M, N, K, trans_a, trans_b, accumulate, GC_MM_F32);
@@ -289,31 +365,12 @@ gc_status gc_matmul_ex(float *C, const void *A, const void *B, int M, int N, int
     mm_cache *c = NULL;
     gc_status st = cache_get(&c);
     if (st != GC_OK) return st;
+    if (gc_matmul_prims(dtype) == GC_MM_PRIMS_SHAPE && !trans_a)
+        return rows_blocked(c, C, A, B, M, N, K, trans_b, accumulate, dtype);
     dnnl_primitive_t prim = NULL;
     st = lookup(c, dtype, trans_a, trans_b, accumulate, M, N, K, &prim);
     if (st != GC_OK) return st;
-    /* The actual shapes travel in the memory objects of this call (a runtime primitive takes
-     * them from there; a shape's primitive was built for them). */
-    dnnl_memory_desc_t a_md, b_md, c_md;
-    dnnl_memory_t am = NULL, bm = NULL, cm = NULL;
-    dnnl_data_type_t in = dnnl_type(dtype);
-    int ok = desc2d(&a_md, M, K, trans_a, trans_a ? M : K, in) == dnnl_success &&
-             desc2d(&b_md, K, N, trans_b, trans_b ? K : N, in) == dnnl_success &&
-             desc2d(&c_md, M, N, 0, N, dnnl_f32) == dnnl_success &&
-             dnnl_memory_create(&am, &a_md, c->engine, (void *)A) == dnnl_success &&
-             dnnl_memory_create(&bm, &b_md, c->engine, (void *)B) == dnnl_success &&
-             dnnl_memory_create(&cm, &c_md, c->engine, C) == dnnl_success;
-    if (ok) {
-        dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}};
-        ok = dnnl_primitive_execute(prim, c->stream, 3, args) == dnnl_success &&
-             dnnl_stream_wait(c->stream) == dnnl_success;
-    }
-    if (am) dnnl_memory_destroy(am);
-    if (bm) dnnl_memory_destroy(bm);
-    if (cm) dnnl_memory_destroy(cm);
-    if (!ok)
-        return gc_set_error(GC_ERR_INTERNAL, "matmul: oneDNN execution failed (%dx%dx%d)", M, N, K);
-    return GC_OK;
+    return execute(c, prim, C, A, B, M, N, K, trans_a, trans_b, dtype);
 }
 
 int gc_matmul_bf16_native(const char **isa) {
