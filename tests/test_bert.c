@@ -10,6 +10,7 @@
  *    1e-4 of PyTorch's float64 values (max error relative to the tensor's largest value);
  *  - encode equals forward; chunking does not change outputs or gradients with dropout on;
  *  - the inference reservation encodes the same, refuses forward and backward;
+ *  - the bf16 GELU kernels against the float ones and their references;
  *  - the parameter layout (one table: count, pointers, names) and the parameter store;
  *  - finite differences of the whole model (dropout on, each pooling mode);
  *  - save -> load round trips; random init;
@@ -206,6 +207,52 @@ static void test_math(void) {
     bert_gelu_backward(a, x, d, N, 2);
     bert_gelu_backward_ref(b, x, d, N);
     report("GELU backward vs libm reference", max_rel_err(a, b, N), 1e-6);
+}
+
+/* The bf16 GELU kernels (--precision bf16) against the float kernel then rounding (bit for
+ * bit) and against their references (the rounding of libm's GELU: within one bf16 step). */
+static void test_gelu_bf16(void) {
+    enum { N = 2 * 1024 + 1003 }; /* three blocks, the last with a scalar tail */
+    static float x[N], d[N], a[N], b[N], xw[N];
+    static uint16_t g16[N], x16[N], want16[N], r16[N], rx16[N];
+    uint64_t saved = g_lcg; /* the later tests' random values stay as they were */
+    for (int i = 0; i < N; i++) x[i] = 8.0f * frand() * (i % 3 ? 1.0f : 0.1f), d[i] = frand();
+    x[0] = 0.0f, x[1] = -30.0f, x[2] = 30.0f, x[N - 1] = -3.0f;
+    bert_gelu_forward_bf16(g16, x16, x, N, 2);
+    bert_gelu_forward(a, x, N, 2);
+    gc_bf16_from_f32_ref(want16, a, N);
+    CHECK(memcmp(g16, want16, sizeof g16) == 0, "bf16 GELU: the float GELU's rounding");
+    gc_bf16_from_f32_ref(want16, x, N);
+    CHECK(memcmp(x16, want16, sizeof x16) == 0, "bf16 GELU: the input's rounding");
+    memset(g16, 0, sizeof g16);
+    bert_gelu_forward_bf16(g16, NULL, x, N, 1);
+    gc_bf16_from_f32_ref(want16, a, N);
+    CHECK(memcmp(g16, want16, sizeof g16) == 0, "bf16 GELU without the input, one thread");
+    bert_gelu_forward_bf16_ref(r16, rx16, x, N);
+    gc_bf16_to_f32(a, g16, N);
+    gc_bf16_to_f32(b, r16, N);
+    int steps = 0, far = 0;
+    for (int i = 0; i < N; i++) {
+        /* one bf16 step is at most 2^-7 of the value; the float GELU's own error (1e-6 of
+         * the largest value, see test_math) can flip the rounding of values near 0 */
+        double diff = fabs((double)a[i] - b[i]), big = fmax(fabs(a[i]), fabs(b[i]));
+        steps += diff != 0, far += diff > 0x1p-7 * big + 1e-6;
+    }
+    printf("  bf16 GELU forward vs reference: %d of %d roundings differ, %d by more than a step\n",
+           steps, N, far);
+    CHECK(far == 0, "bf16 GELU forward: %d values more than one bf16 step off", far);
+    CHECK(memcmp(rx16, x16, sizeof x16) == 0, "bf16 GELU reference: the input's rounding");
+
+    gc_bf16_to_f32(xw, x16, N);
+    bert_gelu_backward_bf16(a, x16, d, N, 2);
+    bert_gelu_backward(b, xw, d, N, 2);
+    CHECK(memcmp(a, b, sizeof a) == 0, "bf16 GELU backward: the float kernel at the bf16 inputs");
+    bert_gelu_backward_bf16_ref(b, x16, d, N);
+    report("bf16 GELU backward vs libm reference", max_rel_err(a, b, N), 1e-6);
+    memcpy(b, d, sizeof b);
+    bert_gelu_backward_bf16(b, x16, b, N, 2); /* in place */
+    CHECK(memcmp(a, b, sizeof a) == 0, "bf16 GELU backward in place");
+    g_lcg = saved;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -951,6 +998,7 @@ int main(void) {
     snprintf(g_tmp, sizeof g_tmp, "%s/test_bert_tmp_%d", GC_BINARY_DIR, (int)getpid());
     CHECK_OK(gc_mkdirs(g_tmp));
     test_math();
+    test_gelu_bf16();
     test_attention_kernel();
     test_param_sums();
     test_layout();

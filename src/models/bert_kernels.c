@@ -574,22 +574,44 @@ static void exp_array(float *out, const float *x, int n) {
     for (; i < n; i++) out[i] = bert_exp(x[i]);
 }
 
+/* One block [i, end) of the GELU and of its derivative, vector loop then scalar tail: every
+ * GELU entry point below goes through these, so all give the same bits. */
+static void gelu_forward_block(float *out, const float *inp, size_t i, size_t end,
+                               gc_cpu_path path) {
+    (void)path;
+#ifdef GC_HAVE_X86_PATHS
+    if (path == GC_CPU_AVX512) i = gelu_forward_avx512(out, inp, i, end);
+    if (path == GC_CPU_AVX2) i = gelu_forward_avx2(out, inp, i, end);
+#endif
+    for (; i < end; i++) {
+        float x = inp[i];
+        out[i] = x * (0.5f * (1.0f + bert_erf(x * INV_SQRT2)));
+    }
+}
+
+static void gelu_backward_block(float *dinp, const float *inp, const float *dout, size_t i,
+                                size_t end, gc_cpu_path path) {
+    (void)path;
+#ifdef GC_HAVE_X86_PATHS
+    if (path == GC_CPU_AVX512) i = gelu_backward_avx512(dinp, inp, dout, i, end);
+    if (path == GC_CPU_AVX2) i = gelu_backward_avx2(dinp, inp, dout, i, end);
+#endif
+    for (; i < end; i++) {
+        float x = inp[i];
+        float cdf = 0.5f * (1.0f + bert_erf(x * INV_SQRT2));
+        float pdf = INV_SQRT_2PI * bert_exp(-0.5f * x * x);
+        dinp[i] = dout[i] * fmaf(x, pdf, cdf);
+    }
+}
+
 void bert_gelu_forward(float *out, const float *inp, size_t n, int nthr) {
     // x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))
     size_t nblk = (n + GELU_BLOCK - 1) / GELU_BLOCK;
     gc_cpu_path path = gc_cpu_path_get();
-    (void)path;
 #pragma omp parallel for num_threads(nthr) schedule(static)
     for (size_t blk = 0; blk < nblk; blk++) {
         size_t i = blk * GELU_BLOCK, end = i + GELU_BLOCK < n ? i + GELU_BLOCK : n;
-#ifdef GC_HAVE_X86_PATHS
-        if (path == GC_CPU_AVX512) i = gelu_forward_avx512(out, inp, i, end);
-        if (path == GC_CPU_AVX2) i = gelu_forward_avx2(out, inp, i, end);
-#endif
-        for (; i < end; i++) {
-            float x = inp[i];
-            out[i] = x * (0.5f * (1.0f + bert_erf(x * INV_SQRT2)));
-        }
+        gelu_forward_block(out, inp, i, end, path);
     }
 }
 
@@ -597,20 +619,40 @@ void bert_gelu_backward(float *dinp, const float *inp, const float *dout, size_t
     // d/dx x Phi(x) = Phi(x) + x phi(x)
     size_t nblk = (n + GELU_BLOCK - 1) / GELU_BLOCK;
     gc_cpu_path path = gc_cpu_path_get();
-    (void)path;
 #pragma omp parallel for num_threads(nthr) schedule(static)
     for (size_t blk = 0; blk < nblk; blk++) {
         size_t i = blk * GELU_BLOCK, end = i + GELU_BLOCK < n ? i + GELU_BLOCK : n;
-#ifdef GC_HAVE_X86_PATHS
-        if (path == GC_CPU_AVX512) i = gelu_backward_avx512(dinp, inp, dout, i, end);
-        if (path == GC_CPU_AVX2) i = gelu_backward_avx2(dinp, inp, dout, i, end);
-#endif
-        for (; i < end; i++) {
-            float x = inp[i];
-            float cdf = 0.5f * (1.0f + bert_erf(x * INV_SQRT2));
-            float pdf = INV_SQRT_2PI * bert_exp(-0.5f * x * x);
-            dinp[i] = dout[i] * fmaf(x, pdf, cdf);
-        }
+        gelu_backward_block(dinp, inp, dout, i, end, path);
+    }
+}
+
+void bert_gelu_forward_bf16(uint16_t *out16, uint16_t *inp16, const float *inp, size_t n,
+                            int nthr) {
+    // each block's GELU in float on the stack, then rounded: the bits of
+    // bert_to_bf16(bert_gelu_forward(inp)) without the float array
+    size_t nblk = (n + GELU_BLOCK - 1) / GELU_BLOCK;
+    gc_cpu_path path = gc_cpu_path_get();
+#pragma omp parallel for num_threads(nthr) schedule(static)
+    for (size_t blk = 0; blk < nblk; blk++) {
+        size_t i = blk * GELU_BLOCK, len = i + GELU_BLOCK < n ? GELU_BLOCK : n - i;
+        float g[GELU_BLOCK];
+        gelu_forward_block(g, inp + i, 0, len, path);
+        gc_bf16_from_f32(out16 + i, g, len);
+        if (inp16) gc_bf16_from_f32(inp16 + i, inp + i, len);
+    }
+}
+
+void bert_gelu_backward_bf16(float *dinp, const uint16_t *inp16, const float *dout, size_t n,
+                             int nthr) {
+    // each block's input widened to float on the stack (exact), then bert_gelu_backward's math
+    size_t nblk = (n + GELU_BLOCK - 1) / GELU_BLOCK;
+    gc_cpu_path path = gc_cpu_path_get();
+#pragma omp parallel for num_threads(nthr) schedule(static)
+    for (size_t blk = 0; blk < nblk; blk++) {
+        size_t i = blk * GELU_BLOCK, len = i + GELU_BLOCK < n ? GELU_BLOCK : n - i;
+        float x[GELU_BLOCK];
+        gc_bf16_to_f32(x, inp16 + i, len);
+        gelu_backward_block(dinp + i, x, dout + i, 0, len, path);
     }
 }
 
@@ -623,6 +665,24 @@ void bert_gelu_backward_ref(float *dinp, const float *inp, const float *dout, si
         float x = inp[i];
         float cdf = 0.5f * (1.0f + erff(x * INV_SQRT2));
         dinp[i] = dout[i] * (cdf + x * INV_SQRT_2PI * expf(-0.5f * x * x));
+    }
+}
+
+void bert_gelu_forward_bf16_ref(uint16_t *out16, uint16_t *inp16, const float *inp, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float g;
+        bert_gelu_forward_ref(&g, inp + i, 1);
+        gc_bf16_from_f32_ref(out16 + i, &g, 1);
+        if (inp16) gc_bf16_from_f32_ref(inp16 + i, inp + i, 1);
+    }
+}
+
+void bert_gelu_backward_bf16_ref(float *dinp, const uint16_t *inp16, const float *dout, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)inp16[i] << 16; /* bf16 is the top half of a float */
+        float x;
+        memcpy(&x, &u, sizeof x);
+        bert_gelu_backward_ref(dinp + i, &x, dout + i, 1);
     }
 }
 

@@ -94,6 +94,16 @@ void bert_gelu_forward(float *out, const float *inp, size_t n, int nthr);
 void bert_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n, int nthr);
 void bert_gelu_forward_ref(float *out, const float *inp, size_t n);
 void bert_gelu_backward_ref(float *dinp, const float *inp, const float *dout, size_t n);
+/* bf16 forms for --precision bf16. bert_gelu_forward_bf16: out16 = the GELU of inp rounded to
+ * bf16, and (unless NULL) inp16 = inp rounded, each bit for bit what bert_gelu_forward then
+ * bert_to_bf16 give, without the float GELU array. bert_gelu_backward_bf16: the derivative at
+ * the bf16 inputs inp16 (widened exactly), the math of bert_gelu_backward; dinp may alias dout.
+ * The _ref versions: the _ref GELU and gc_bf16_from_f32_ref one element at a time. */
+void bert_gelu_forward_bf16(uint16_t *out16, uint16_t *inp16, const float *inp, size_t n, int nthr);
+void bert_gelu_backward_bf16(float *dinp, const uint16_t *inp16, const float *dout, size_t n,
+                             int nthr);
+void bert_gelu_forward_bf16_ref(uint16_t *out16, uint16_t *inp16, const float *inp, size_t n);
+void bert_gelu_backward_bf16_ref(float *dinp, const uint16_t *inp16, const float *dout, size_t n);
 /* exp and erf to float accuracy, the scalar forms of the vector code the kernels use. */
 float bert_exp(float x);
 float bert_erf(float x);
