@@ -6,6 +6,8 @@
  *    chunks of 1, 3 and 16 against the whole batch in one pass (no cache), all bf16: within
  *    1e-5 norm-relative, and at least 10 times closer than bf16 is to fp32 on that batch (a
  *    rounding that depended on the chunk-mates would fail both);
+ *  - the bf16 reservation is smaller than fp32's (the linear layers' inputs kept in bf16), and
+ *    encode gives forward's bits in bf16;
  *  - the bf16 weight copy follows the fp32 weights after a store write and an optimizer step,
  *    and the precision cannot change once buffers are reserved. */
 #include "gc_bert.h"
@@ -126,6 +128,23 @@ int main(void) {
                chunks[c], sc.loss, s16.loss, e, e > 0 ? d / e : INFINITY);
         CHECK(e <= 1e-5, "chunks of %d: %.3e", chunks[c], e);
         CHECK(e * 10 <= d, "chunks of %d: not 10x closer (%.3e vs %.3e)", chunks[c], e, d);
+    }
+
+    /* the slot keeps the linear layers' inputs in bf16: smaller than fp32's; encode (no kept
+     * activations, the rounding in scratch) gives forward's bits */
+    size_t b32 = gc_bert_reserve_bytes(m32, 8, 64, 1), b16 = gc_bert_reserve_bytes(m16, 8, 64, 1);
+    printf("reservation of 8 x 64 tokens, 1 slot: fp32 %zu bytes, bf16 %zu\n", b32, b16);
+    CHECK(b16 < b32, "bf16 reservation %zu not below fp32's %zu", b16, b32);
+    CHECK_OK(gc_bert_reserve(m16, 8, 64, 1));
+    {
+        gc_encoder enc = gc_bert_encoder(m16);
+        gc_encode_args a = {&q.tb, 0, 0, 8, 1, 0, 1234, 5};
+        float *r1 = malloc(8 * 32 * sizeof(float)), *r2 = malloc(8 * 32 * sizeof(float));
+        CHECK(enc.ops->dim(enc.ctx) == 32, "dim");
+        CHECK_OK(enc.ops->encode(enc.ctx, &a, r1));
+        CHECK_OK(enc.ops->forward(enc.ctx, &a, r2));
+        CHECK(memcmp(r1, r2, 8 * 32 * sizeof(float)) == 0, "bf16 encode equals forward");
+        free(r1), free(r2);
     }
 
     /* the copy follows the weights; the precision is fixed once reserved */

@@ -156,7 +156,7 @@ typedef struct bert_dims {
     size_t att_scr; /* attention scratch of one thread */
     int nthr;
     int training; /* activations kept for a backward pass, and its scratch */
-    int bf16;     /* bf16 scratch for the linear layers' inputs */
+    int bf16;     /* bf16 scratch, and a training slot's bf16 buffers */
 } bert_dims;
 
 /* The one layout of a slot: float buffers from fmem, integer arrays from imem. With NULL
@@ -167,11 +167,14 @@ static size_t slot_layout(bert_slot *s, float *fmem, char *imem, size_t *ibytes,
     size_t B = d->B, T = d->T, C = c->hidden, I = c->intermediate, L = c->layers;
     size_t at = 0, ib = 0;
 #define FBUF(field, n) (s->field = fmem ? fmem + at : NULL, at += (n))
+#define HBUF(field, n) (s->field = fmem ? (uint16_t *)(fmem + at) : NULL, at += ((n) + 1) / 2)
 #define IBUF(field, type, n)                                                                       \
     (s->field = imem ? (type *)(imem + ib) : NULL, ib += (n) * sizeof(type))
     FBUF(reps, B * C);
     FBUF(pnorm, B);
-    if (d->training) {
+    s->top = NULL;
+    s->x16 = s->ctx16 = s->h1_16 = s->fch16 = s->g16 = NULL;
+    if (d->training && !d->bf16) {
         FBUF(emb, T * C);
         FBUF(emb_mean, T);
         FBUF(emb_rstd, T);
@@ -187,6 +190,27 @@ static size_t slot_layout(bert_slot *s, float *fmem, char *imem, size_t *ibytes,
         FBUF(ln2_rstd, L * T);
         FBUF(fch, L * T * I);
         FBUF(r2, L * T * C);
+        if (fmem) s->top = s->resid + L * T * C;
+    } else if (d->training) {
+        /* BF16: the linear layers' inputs (and the GELU's) as bf16, two per float */
+        FBUF(emb, T * C);
+        FBUF(emb_mean, T);
+        FBUF(emb_rstd, T);
+        s->resid = s->ctx = s->h1 = s->fch = NULL;
+        FBUF(top, T * C);
+        FBUF(qkvh, L * 3 * T * C);
+        FBUF(att, L * d->att_cap);
+        FBUF(r1, L * T * C);
+        FBUF(ln1_mean, L * T);
+        FBUF(ln1_rstd, L * T);
+        FBUF(ln2_mean, L * T);
+        FBUF(ln2_rstd, L * T);
+        FBUF(r2, L * T * C);
+        HBUF(x16, L * T * C);
+        HBUF(ctx16, L * T * C);
+        HBUF(h1_16, L * T * C);
+        HBUF(fch16, L * T * I);
+        HBUF(g16, L * T * I);
     }
     /* wider arrays first, so every array stays aligned */
     IBUF(att_off, size_t, B + 1);
@@ -197,6 +221,7 @@ static size_t slot_layout(bert_slot *s, float *fmem, char *imem, size_t *ibytes,
     IBUF(tok_pos, int, T);
     IBUF(off, int, B + 1);
 #undef FBUF
+#undef HBUF
 #undef IBUF
     *ibytes = ib;
     return at;
@@ -416,22 +441,27 @@ static int pass_threads(const bert_cpu *rt) {
 }
 
 /* A linear layer in the model's precision: w is the fp32 weight matrix, w16 the start of its
- * field's bf16 copy (NULL in FP32) and off the matrix's offset in the field. */
-static gc_status linear_fwd(const bert_weights *w, bert_cpu *rt, float *out, const float *inp,
+ * field's bf16 copy (NULL in FP32) and off the matrix's offset in the field. In BF16 the input
+ * is rounded into in16 (the slot's copy a backward pass reads, or encode's scratch). */
+static gc_status linear_fwd(const bert_weights *w, float *out, const float *inp, uint16_t *in16,
                             const float *wf, const uint16_t *w16, size_t off, const float *b, int N,
                             int OC, int IC, int nt) {
-    if (w->precision == GC_PRECISION_BF16)
-        return bert_linear_forward_bf16(out, inp, w16 + off, b, N, OC, IC, rt->bf_a, nt);
+    if (w->precision == GC_PRECISION_BF16) {
+        bert_to_bf16(in16, inp, (size_t)N * IC, nt);
+        return bert_linear_forward_bf16(out, in16, w16 + off, b, N, OC, IC, nt);
+    }
     return bert_linear_forward(out, inp, wf + off, b, N, OC, IC, nt);
 }
 
+/* The backward pass of one: inp is the forward's fp32 input (FP32), in16 its bf16 rounding
+ * kept in the slot (BF16). */
 static gc_status linear_bwd(const bert_weights *w, bert_cpu *rt, float *dinp, float *dw, float *db,
-                            const float *dout, const float *inp, const float *wf,
-                            const uint16_t *w16, size_t off, int N, int OC, int IC, int acc,
-                            int nt) {
+                            const float *dout, const float *inp, const uint16_t *in16,
+                            const float *wf, const uint16_t *w16, size_t off, int N, int OC, int IC,
+                            int acc, int nt) {
     if (w->precision == GC_PRECISION_BF16)
-        return bert_linear_backward_bf16(dinp, dw, db, dout, inp, w16 + off, N, OC, IC, acc,
-                                         rt->bf_b, rt->bf_a, nt);
+        return bert_linear_backward_bf16(dinp, dw, db, dout, in16, w16 + off, N, OC, IC, acc,
+                                         rt->bf_b, nt);
     return bert_linear_backward(dinp, dw, db, dout, inp, wf + off, N, OC, IC, acc, nt);
 }
 
@@ -440,29 +470,39 @@ static gc_status linear_bwd(const bert_weights *w, bert_cpu *rt, float *dinp, fl
  * runs in the e_ buffers, one layer's worth that each layer overwrites, with no kernel's
  * output on its own input (dropout aside, which may run in place): the hidden state x and
  * two branch buffers u, v rotate through e_h, e_big holds q|k|v and later the intermediate
- * layer, e_gelu its GELU. */
+ * layer, e_gelu its GELU.
+ *
+ * BF16: the products' inputs are rounded once, into the slot's x16, ctx16, h1_16, g16 when
+ * keeping (into bf_a for encode), and the GELU writes only its bf16 output (and, kept, its
+ * bf16 input). The fp32 values a kept pass needs only within the layer live in the training
+ * scratch: x in s_a (the last layer's output in top), ctx in s_t2, h1 in s_b, fch in s_g1.
+ * Every rounding is the same in both passes, so encode and forward give the same bits. */
 static gc_status forward_chunk(const bert_weights *w, bert_cpu *rt, bert_slot *s, int keep,
                                float *reps) {
     const gc_bert_config *c = &w->cfg;
     const bert_chunk *ck = &s->ck;
     const bert_params *p = &w->p;
-    int N = ck->N, C = c->hidden, I = c->intermediate, NH = c->heads, nt = pass_threads(rt);
+    int N = ck->N, C = c->hidden, I = c->intermediate, NH = c->heads, L = c->layers,
+        nt = pass_threads(rt);
+    int bf = w->precision == GC_PRECISION_BF16;
     size_t T = rt->max_tokens, CC = (size_t)C * C;
     float ph = c->hidden_dropout, pa = c->attn_dropout, eps = c->layer_norm_eps;
 
     // embeddings (N,C) -> LayerNorm -> dropout, x (N,C)
     int cur = 0; /* encode: x is e_h[cur] */
-    float *x = keep ? s->resid : rt->e_h[0];
+    float *x = !keep ? rt->e_h[0] : !bf ? s->resid : L > 0 ? rt->s_a : s->top;
     float *emb = keep ? s->emb : rt->e_h[1];
     bert_embed_forward(emb, ck, s->ids, p->wte, p->wpe, p->wtt, C, nt);
     bert_layernorm_forward(x, keep ? s->emb_mean : rt->e_mean, keep ? s->emb_rstd : rt->e_rstd, emb,
                            p->emb_lnw, p->emb_lnb, N, C, eps, nt);
     bert_dropout(x, x, ck, GC_RNG_STREAM(0, BERT_SITE_EMB), ph, C, rt->s_drop, nt);
 
-    for (int l = 0; l < c->layers; l++) {
+    for (int l = 0; l < L; l++) {
         float *qkv, *qkvh, *att, *ctx, *t1, *r1, *h1, *fch, *g, *t2, *r2, *out, *m1, *rs1, *m2,
             *rs2;
-        if (keep) {
+        /* BF16: where each product's input is rounded (NULL in FP32) */
+        uint16_t *x16 = NULL, *ctx16 = NULL, *h116 = NULL, *g16 = NULL, *fch16 = NULL;
+        if (keep && !bf) {
             qkv = rt->s_qkv, qkvh = s->qkvh + (size_t)l * 3 * T * C;
             att = s->att + l * rt->att_cap;
             ctx = s->ctx + l * T * C, t1 = rt->s_t1, r1 = s->r1 + l * T * C;
@@ -471,6 +511,18 @@ static gc_status forward_chunk(const bert_weights *w, bert_cpu *rt, bert_slot *s
             out = s->resid + (size_t)(l + 1) * T * C;
             m1 = s->ln1_mean + l * T, rs1 = s->ln1_rstd + l * T;
             m2 = s->ln2_mean + l * T, rs2 = s->ln2_rstd + l * T;
+        } else if (keep) {
+            /* x (s_a) is dead after r1, so the layer's output overwrites it */
+            qkv = rt->s_qkv, qkvh = s->qkvh + (size_t)l * 3 * T * C;
+            att = s->att + l * rt->att_cap;
+            ctx = rt->s_t2, t1 = rt->s_t1, r1 = s->r1 + l * T * C, h1 = rt->s_b;
+            fch = rt->s_g1, g = NULL, t2 = rt->s_t1, r2 = s->r2 + l * T * C;
+            out = l == L - 1 ? s->top : rt->s_a;
+            m1 = s->ln1_mean + l * T, rs1 = s->ln1_rstd + l * T;
+            m2 = s->ln2_mean + l * T, rs2 = s->ln2_rstd + l * T;
+            x16 = s->x16 + l * T * C, ctx16 = s->ctx16 + l * T * C;
+            h116 = s->h1_16 + l * T * C, g16 = s->g16 + l * T * I;
+            fch16 = s->fch16 + l * T * I;
         } else {
             /* each buffer is written once its last reader is done: u holds ctx, r1, t2 and
              * the output; v holds t1 and h1; x (the input) is dead after r1, so holds r2 */
@@ -479,27 +531,35 @@ static gc_status forward_chunk(const bert_weights *w, bert_cpu *rt, bert_slot *s
             fch = rt->e_big, g = rt->e_gelu, t2 = u, r2 = x, out = u;
             m1 = m2 = rt->e_mean, rs1 = rs2 = rt->e_rstd;
             cur = (cur + 1) % 3;
+            x16 = ctx16 = h116 = g16 = rt->bf_a;
         }
 
         // self-attention: x (N,C) -> qkv (N,3C) -> ctx (N,C)
-        CHECK_ST(linear_fwd(w, rt, qkv, x, p->qkvw, w->qkvw16, l * 3 * CC, p->qkvb + l * 3 * C, N,
+        CHECK_ST(linear_fwd(w, qkv, x, x16, p->qkvw, w->qkvw16, l * 3 * CC, p->qkvb + l * 3 * C, N,
                             3 * C, C, nt));
         CHECK_ST(bert_attention_forward(ctx, att, qkvh, qkv, ck, C, NH,
                                         GC_RNG_STREAM(l + 1, BERT_SITE_ATT_PROBS), pa, rt->s_att,
                                         nt));
         // output dense -> dropout -> residual -> LayerNorm: t1, r1, h1 (N,C)
-        CHECK_ST(linear_fwd(w, rt, t1, ctx, p->attprojw, w->attprojw16, l * CC, p->attprojb + l * C,
-                            N, C, C, nt));
+        CHECK_ST(linear_fwd(w, t1, ctx, ctx16, p->attprojw, w->attprojw16, l * CC,
+                            p->attprojb + l * C, N, C, C, nt));
         bert_dropout(t1, t1, ck, GC_RNG_STREAM(l + 1, BERT_SITE_ATT_OUT), ph, C, rt->s_drop, nt);
         bert_residual_forward(r1, x, t1, (size_t)N * C, nt);
         bert_layernorm_forward(h1, m1, rs1, r1, p->ln1w + l * C, p->ln1b + l * C, N, C, eps, nt);
         // feed-forward: h1 (N,C) -> fch (N,I) -> GELU g (N,I) -> t2 (N,C) -> dropout ->
         // residual r2 (N,C) -> LayerNorm out (N,C)
-        CHECK_ST(linear_fwd(w, rt, fch, h1, p->fcw, w->fcw16, l * (size_t)I * C, p->fcb + l * I, N,
-                            I, C, nt));
-        bert_gelu_forward(g, fch, (size_t)N * I, nt);
-        CHECK_ST(linear_fwd(w, rt, t2, g, p->fcprojw, w->fcprojw16, l * (size_t)C * I,
-                            p->fcprojb + l * C, N, C, I, nt));
+        CHECK_ST(linear_fwd(w, fch, h1, h116, p->fcw, w->fcw16, l * (size_t)I * C, p->fcb + l * I,
+                            N, I, C, nt));
+        if (bf) {
+            // g16 (N,I) = bf16(GELU(fch)), fch16 = bf16(fch) when kept: no float GELU
+            bert_gelu_forward_bf16(g16, fch16, fch, (size_t)N * I, nt);
+            CHECK_ST(bert_linear_forward_bf16(t2, g16, w->fcprojw16 + l * (size_t)C * I,
+                                              p->fcprojb + l * C, N, C, I, nt));
+        } else {
+            bert_gelu_forward(g, fch, (size_t)N * I, nt);
+            CHECK_ST(bert_linear_forward(t2, g, p->fcprojw + l * (size_t)C * I, p->fcprojb + l * C,
+                                         N, C, I, nt));
+        }
         bert_dropout(t2, t2, ck, GC_RNG_STREAM(l + 1, BERT_SITE_FFN_OUT), ph, C, rt->s_drop, nt);
         bert_residual_forward(r2, h1, t2, (size_t)N * C, nt);
         bert_layernorm_forward(out, m2, rs2, r2, p->ln2w + l * C, p->ln2b + l * C, N, C, eps, nt);
@@ -519,43 +579,59 @@ static gc_status backward_chunk(bert_weights *w, bert_cpu *rt, bert_slot *s, con
     bert_params *g = &w->g;
     int N = ck->N, C = c->hidden, I = c->intermediate, NH = c->heads, L = c->layers,
         nt = pass_threads(rt);
+    int bf = w->precision == GC_PRECISION_BF16;
     size_t T = rt->max_tokens, CC = (size_t)C * C, CI = (size_t)C * I;
     float ph = c->hidden_dropout, pa = c->attn_dropout;
     float *da = rt->s_a, *db = rt->s_b, *t1 = rt->s_t1, *t2 = rt->s_t2;
 
     // da (N,C) = d loss / d (last layer output)
-    bert_pool_backward(da, dreps, s->reps, s->pnorm, s->resid + (size_t)L * T * C, ck, C,
-                       c->pooling, c->normalize, nt);
+    bert_pool_backward(da, dreps, s->reps, s->pnorm, s->top, ck, C, c->pooling, c->normalize, nt);
     for (int l = L - 1; l >= 0; l--) {
-        const float *x = s->resid + (size_t)l * T * C;
         const float *qkvh = s->qkvh + (size_t)l * 3 * T * C, *att = s->att + l * rt->att_cap;
-        const float *ctx = s->ctx + (size_t)l * T * C, *r1 = s->r1 + (size_t)l * T * C;
-        const float *h1 = s->h1 + (size_t)l * T * C, *fch = s->fch + (size_t)l * T * I;
-        const float *r2 = s->r2 + (size_t)l * T * C;
+        const float *r1 = s->r1 + (size_t)l * T * C, *r2 = s->r2 + (size_t)l * T * C;
+        /* the linear layers' inputs: fp32 (FP32) or the bf16 the forward products used */
+        const float *x = NULL, *ctx = NULL, *h1 = NULL, *fch = NULL;
+        const uint16_t *x16 = NULL, *ctx16 = NULL, *h116 = NULL, *fch16 = NULL, *g16 = NULL;
+        if (bf) {
+            x16 = s->x16 + (size_t)l * T * C, ctx16 = s->ctx16 + (size_t)l * T * C;
+            h116 = s->h1_16 + (size_t)l * T * C;
+            fch16 = s->fch16 + (size_t)l * T * I, g16 = s->g16 + (size_t)l * T * I;
+        } else {
+            x = s->resid + (size_t)l * T * C, ctx = s->ctx + (size_t)l * T * C;
+            h1 = s->h1 + (size_t)l * T * C, fch = s->fch + (size_t)l * T * I;
+        }
 
         // output LayerNorm: db = d r2, which is also the residual part of d h1
         bert_layernorm_backward(db, g->ln2w + l * C, g->ln2b + l * C, da, r2, p->ln2w + l * C,
                                 s->ln2_mean + l * T, s->ln2_rstd + l * T, N, C, nt);
         bert_dropout(t1, db, ck, GC_RNG_STREAM(l + 1, BERT_SITE_FFN_OUT), ph, C, rt->s_drop, nt);
-        // output dense: needs GELU(fch) again, recomputed rather than stored
-        bert_gelu_forward(rt->s_g2, fch, (size_t)N * I, nt);
-        CHECK_ST(linear_bwd(w, rt, rt->s_g1, g->fcprojw + l * CI, g->fcprojb + l * C, t1, rt->s_g2,
-                            p->fcprojw, w->fcprojw16, l * CI, N, C, I, 0, nt));
-        bert_gelu_backward(rt->s_g1, fch, rt->s_g1, (size_t)N * I, nt);
+        // output dense: needs GELU(fch) again, recomputed in FP32 (BF16 kept it), then the
+        // GELU's derivative
+        if (bf) {
+            CHECK_ST(bert_linear_backward_bf16(rt->s_g1, g->fcprojw + l * CI, g->fcprojb + l * C,
+                                               t1, g16, w->fcprojw16 + l * CI, N, C, I, 0, rt->bf_b,
+                                               nt));
+            bert_gelu_backward_bf16(rt->s_g1, fch16, rt->s_g1, (size_t)N * I, nt);
+        } else {
+            bert_gelu_forward(rt->s_g2, fch, (size_t)N * I, nt);
+            CHECK_ST(bert_linear_backward(rt->s_g1, g->fcprojw + l * CI, g->fcprojb + l * C, t1,
+                                          rt->s_g2, p->fcprojw + l * CI, N, C, I, 0, nt));
+            bert_gelu_backward(rt->s_g1, fch, rt->s_g1, (size_t)N * I, nt);
+        }
         // intermediate dense: db += d h1 through the feed-forward branch
-        CHECK_ST(linear_bwd(w, rt, db, g->fcw + l * CI, g->fcb + l * I, rt->s_g1, h1, p->fcw,
+        CHECK_ST(linear_bwd(w, rt, db, g->fcw + l * CI, g->fcb + l * I, rt->s_g1, h1, h116, p->fcw,
                             w->fcw16, l * CI, N, I, C, 1, nt));
         // attention LayerNorm: da = d r1, the residual part of d x
         bert_layernorm_backward(da, g->ln1w + l * C, g->ln1b + l * C, db, r1, p->ln1w + l * C,
                                 s->ln1_mean + l * T, s->ln1_rstd + l * T, N, C, nt);
         bert_dropout(t1, da, ck, GC_RNG_STREAM(l + 1, BERT_SITE_ATT_OUT), ph, C, rt->s_drop, nt);
-        CHECK_ST(linear_bwd(w, rt, t2, g->attprojw + l * CC, g->attprojb + l * C, t1, ctx,
+        CHECK_ST(linear_bwd(w, rt, t2, g->attprojw + l * CC, g->attprojb + l * C, t1, ctx, ctx16,
                             p->attprojw, w->attprojw16, l * CC, N, C, C, 0, nt));
         CHECK_ST(bert_attention_backward(rt->s_qkv, t2, att, qkvh, ck, C, NH,
                                          GC_RNG_STREAM(l + 1, BERT_SITE_ATT_PROBS), pa, rt->s_att,
                                          nt));
         // qkv projections: da += d x through the attention branch
-        CHECK_ST(linear_bwd(w, rt, da, g->qkvw + l * 3 * CC, g->qkvb + l * 3 * C, rt->s_qkv, x,
+        CHECK_ST(linear_bwd(w, rt, da, g->qkvw + l * 3 * CC, g->qkvb + l * 3 * C, rt->s_qkv, x, x16,
                             p->qkvw, w->qkvw16, l * 3 * CC, N, 3 * C, C, 1, nt));
     }
     // embeddings: dropout -> LayerNorm -> scatter into the tables

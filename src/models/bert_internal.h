@@ -120,7 +120,15 @@ gc_param_store bert_weights_store(bert_weights *w);
 /* Activations a forward pass keeps for its backward pass. Per-token buffers hold max_tokens =
  * max_chunk * max_len rows per layer; a chunk uses the first N (packed, no padding). After
  * gc_bert_reserve_inference slot 0 has only reps, pnorm and the integer arrays (the
- * activation pointers are NULL). */
+ * activation pointers are NULL).
+ *
+ * In BF16 the inputs of the linear layers, which the backward pass needs only for the weight
+ * gradients' products, are kept as the bf16 rounding the forward products used (x16, ctx16,
+ * h1_16, g16), and the GELU's input in bf16 for its derivative (fch16); resid, ctx, h1 and fch
+ * are then NULL, and top is a buffer of its own. Everything else stays fp32: the embedding
+ * sum, the LayerNorm inputs (the residual stream r1, r2) and statistics, q, k, v and the
+ * softmax probabilities, the last layer's output and the pooled reps. FP32's layout is the
+ * one it always had, with no bf16 buffer. */
 typedef struct bert_slot {
     float *mem;                 /* the one float allocation of this slot */
     float *reps;                /* (max_chunk, C) pooled (and normalized) output */
@@ -137,6 +145,12 @@ typedef struct bert_slot {
     float *ln2_mean, *ln2_rstd; /* (L, T) */
     float *fch;                 /* (L, T, I) intermediate dense before GELU */
     float *r2;                  /* (L, T, C) input of the output LayerNorm */
+    float *top;                 /* (T, C) output of the last layer: resid's [L] in FP32 */
+    uint16_t *x16;              /* BF16: (L, T, C) input of each layer (QKV's input) */
+    uint16_t *ctx16;            /* BF16: (L, T, C) attention context (output dense's input) */
+    uint16_t *h1_16;            /* BF16: (L, T, C) attention LayerNorm output (FFN-in's input) */
+    uint16_t *fch16;            /* BF16: (L, T, I) intermediate dense before GELU */
+    uint16_t *g16;              /* BF16: (L, T, I) its GELU (FFN-out's input) */
     void *imem;                 /* the one integer allocation of this slot */
     size_t *att_off;            /* (max_chunk + 1) */
     uint64_t *id_keys;          /* (T) sort keys for by_id */
@@ -171,8 +185,9 @@ typedef struct bert_cpu {
     /* both passes */
     float *s_att;  /* nthr * bert_attention_scratch_floats */
     float *s_drop; /* nthr * C */
-    /* BF16 only: linear-layer inputs rounded to bf16 (T * max(C, I)), and output gradients
-     * (T * max(3C, I), training only); NULL in FP32 */
+    /* BF16 only: encode's linear-layer inputs rounded to bf16 (T * max(C, I); a training
+     * forward rounds them into its slot instead), and output gradients (T * max(3C, I),
+     * training only); NULL in FP32 */
     uint16_t *bf_a, *bf_b;
 } bert_cpu;
 

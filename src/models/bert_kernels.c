@@ -325,10 +325,8 @@ void bert_to_bf16(uint16_t *out, const float *in, size_t n, int nthr) {
     }
 }
 
-gc_status bert_linear_forward_bf16(float *out, const float *inp, const uint16_t *w16,
-                                   const float *b, int N, int OC, int IC, uint16_t *inp16,
-                                   int nthr) {
-    bert_to_bf16(inp16, inp, (size_t)N * IC, nthr);
+gc_status bert_linear_forward_bf16(float *out, const uint16_t *inp16, const uint16_t *w16,
+                                   const float *b, int N, int OC, int IC, int nthr) {
     gc_status st = gc_matmul_ex(out, inp16, w16, N, OC, IC, 0, 1, 0, GC_MM_BF16);
     if (st != GC_OK) return st;
     if (b) {
@@ -342,16 +340,12 @@ gc_status bert_linear_forward_bf16(float *out, const float *inp, const uint16_t 
 }
 
 gc_status bert_linear_backward_bf16(float *dinp, float *dw, float *db, const float *dout,
-                                    const float *inp, const uint16_t *w16, int N, int OC, int IC,
-                                    int accumulate_dinp, uint16_t *dout16, uint16_t *inp16,
-                                    int nthr) {
+                                    const uint16_t *inp16, const uint16_t *w16, int N, int OC,
+                                    int IC, int accumulate_dinp, uint16_t *dout16, int nthr) {
     gc_status st = GC_OK;
     bert_to_bf16(dout16, dout, (size_t)N * OC, nthr);
     if (dinp) st = gc_matmul_ex(dinp, dout16, w16, N, IC, OC, 0, 0, accumulate_dinp, GC_MM_BF16);
-    if (st == GC_OK) {
-        bert_to_bf16(inp16, inp, (size_t)N * IC, nthr);
-        st = gc_matmul_ex(dw, dout16, inp16, OC, IC, N, 1, 0, 1, GC_MM_BF16);
-    }
+    if (st == GC_OK) st = gc_matmul_ex(dw, dout16, inp16, OC, IC, N, 1, 0, 1, GC_MM_BF16);
     if (st != GC_OK) return st;
     if (db) bert_bias_backward(db, dout, N, OC, nthr);
     return GC_OK;

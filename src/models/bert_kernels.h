@@ -75,16 +75,16 @@ gc_status bert_linear_backward(float *dinp, float *dw, float *db, const float *d
                                const float *inp, const float *w, int N, int OC, int IC,
                                int accumulate_dinp, int nthr);
 
-/* bf16 forms of the two above: w16 is the bf16 copy of w; inp16 (N*IC) and dout16 (N*OC) are
- * scratch that gets the inputs rounded to bf16 (round to nearest even). Products accumulate in
- * fp32; out, dinp, dw and db stay fp32, db summed from the fp32 dout as above. */
-gc_status bert_linear_forward_bf16(float *out, const float *inp, const uint16_t *w16,
-                                   const float *b, int N, int OC, int IC, uint16_t *inp16,
-                                   int nthr);
+/* bf16 forms of the two above: w16 is the bf16 copy of w; inp16 (N*IC) is the input already
+ * rounded to bf16 (bert_to_bf16: the forward pass rounds each linear layer's input once, and a
+ * training pass keeps that rounding for the backward pass's dw); dout16 (N*OC) is scratch that
+ * gets dout rounded (round to nearest even). Products accumulate in fp32; out, dinp, dw and db
+ * stay fp32, db summed from the fp32 dout as above. */
+gc_status bert_linear_forward_bf16(float *out, const uint16_t *inp16, const uint16_t *w16,
+                                   const float *b, int N, int OC, int IC, int nthr);
 gc_status bert_linear_backward_bf16(float *dinp, float *dw, float *db, const float *dout,
-                                    const float *inp, const uint16_t *w16, int N, int OC, int IC,
-                                    int accumulate_dinp, uint16_t *dout16, uint16_t *inp16,
-                                    int nthr);
+                                    const uint16_t *inp16, const uint16_t *w16, int N, int OC,
+                                    int IC, int accumulate_dinp, uint16_t *dout16, int nthr);
 /* gc_bf16_from_f32 over n elements in blocks across threads. */
 void bert_to_bf16(uint16_t *out, const float *in, size_t n, int nthr);
 
