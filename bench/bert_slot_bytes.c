@@ -6,8 +6,9 @@
  *
  * Default: the all-MiniLM-L6-v2 config (hidden 384, 6 layers, 12 heads, intermediate 1536,
  * vocabulary 30522, 512 positions), sequences of 32 and 128 tokens. A slot's bytes are two
- * slots' reservation less one slot's (the shared scratch cancels), over the chunk's examples.
- * Nothing is allocated but the model's weights (random). */
+ * slots' reservation less one slot's (the shared scratch cancels), over the chunk's examples;
+ * the whole one-slot reservation (slot and scratch) follows. Nothing is allocated but the
+ * model's weights (random). */
 #include "gc_bert.h"
 
 #include <stdio.h>
@@ -50,17 +51,20 @@ int main(int argc, char **argv) {
     }
     printf("hidden %d, layers %d, heads %d, intermediate %d; chunks of %d\n", cfg.hidden,
            cfg.layers, cfg.heads, cfg.intermediate, chunk);
-    printf("%6s %14s %14s %8s\n", "tokens", "fp32 B/ex", "bf16 B/ex", "bf16/fp32");
+    printf("%6s %12s %12s %9s   %s\n", "tokens", "fp32 B/ex", "bf16 B/ex", "bf16/fp32",
+           "whole reservation, 1 slot (scratch too), fp32 / bf16");
     static const int lens[2] = {32, 128};
     for (int j = 0; j < 2; j++) {
         if (lens[j] > cfg.max_position) continue;
-        double per[2];
+        double per[2], whole[2];
         for (int k = 0; k < 2; k++) {
             size_t one = gc_bert_reserve_bytes(m[k], chunk, lens[j], 1);
             size_t two = gc_bert_reserve_bytes(m[k], chunk, lens[j], 2);
             per[k] = (double)(two - one) / chunk;
+            whole[k] = (double)one / (1024.0 * 1024.0);
         }
-        printf("%6d %14.0f %14.0f %8.3f\n", lens[j], per[0], per[1], per[1] / per[0]);
+        printf("%6d %12.0f %12.0f %9.3f   %.2f / %.2f MiB\n", lens[j], per[0], per[1],
+               per[1] / per[0], whole[0], whole[1]);
     }
     gc_bert_free(m[0]);
     gc_bert_free(m[1]);

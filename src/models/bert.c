@@ -241,7 +241,11 @@ static size_t scratch_layout(bert_cpu *rt, float *mem, const gc_bert_config *c,
         SBUF(s_t1, T * C);
         SBUF(s_t2, T * C);
         SBUF(s_g1, T * I);
-        SBUF(s_g2, T * I);
+        /* the GELU recomputed for the backward pass: BF16 keeps it (g16) */
+        if (d->bf16)
+            rt->s_g2 = NULL;
+        else
+            SBUF(s_g2, T * I);
     } else {
         rt->s_qkv = rt->s_a = rt->s_b = rt->s_t1 = rt->s_t2 = rt->s_g1 = rt->s_g2 = NULL;
     }
@@ -251,7 +255,10 @@ static size_t scratch_layout(bert_cpu *rt, float *mem, const gc_bert_config *c,
     SBUF(e_h[1], T * C);
     SBUF(e_h[2], T * C);
     SBUF(e_big, T * big);
-    SBUF(e_gelu, T * I);
+    if (d->bf16)
+        rt->e_gelu = NULL; /* BF16's GELU goes straight to bf16 (bf_a) */
+    else
+        SBUF(e_gelu, T * I);
     SBUF(e_mean, T);
     SBUF(e_rstd, T);
     if (n_train > at) at = n_train;

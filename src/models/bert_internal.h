@@ -174,13 +174,13 @@ typedef struct bert_cpu {
     /* a training step's scratch (NULL for inference) */
     float *s_qkv;                   /* (T, 3C) token-major q|k|v, later their gradient */
     float *s_a, *s_b, *s_t1, *s_t2; /* (T, C) each */
-    float *s_g1, *s_g2;             /* (T, I) each */
+    float *s_g1, *s_g2;             /* (T, I) each (no s_g2 in BF16) */
     /* encode's buffers, one layer's worth that every layer overwrites; they share the memory
      * of the training scratch above when there is one. No kernel runs in place except
      * dropout, which says it may. */
     float *e_h[3];          /* (T, C) each: the hidden state and two branch buffers, rotating */
     float *e_big;           /* (T, max(3C, I)): q|k|v, later the intermediate layer */
-    float *e_gelu;          /* (T, I) GELU of the intermediate layer */
+    float *e_gelu;          /* (T, I) GELU of the intermediate layer (FP32 only) */
     float *e_mean, *e_rstd; /* (T) each */
     /* both passes */
     float *s_att;  /* nthr * bert_attention_scratch_floats */
