@@ -64,8 +64,10 @@ gc_status gc_bert_model_digest(const char *dir, char *buf, size_t cap);
  * of the linear layers' products (activations and weights, forward and backward) are rounded
  * to bf16 and multiplied with fp32 accumulation; the weights stay fp32 (the master copy the
  * optimizer updates, with its state) and a bf16 copy of the weight matrices is refreshed from
- * them after every optimizer step or write through the store. LayerNorm, softmax, GELU,
- * attention, pooling, the representations and every parameter-gradient sum stay fp32. */
+ * them after every optimizer step or write through the store. A training forward keeps
+ * those activation inputs (and the GELU's input) for the backward pass in bf16, so a slot is
+ * smaller (gc_bert_reserve_bytes). LayerNorm, softmax, the GELU's arithmetic, attention,
+ * pooling, the representations and every parameter-gradient sum stay fp32. */
 typedef enum gc_precision { GC_PRECISION_FP32 = 0, GC_PRECISION_BF16 = 1 } gc_precision;
 /* "fp32", "bf16". Never NULL. */
 const char *gc_precision_name(gc_precision p);
