@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/cpu.h"
+#include "core/vexp.h"
 
 #ifdef GC_HAVE_X86_PATHS
 #include <immintrin.h>
@@ -359,9 +360,10 @@ gc_status bert_linear_backward_bf16(float *dinp, float *dw, float *db, const flo
  * more time in them than in the matrix products around them. These eight-wide versions keep
  * float accuracy: exp by range reduction to [-ln2/2, ln2/2] and a degree-7 Taylor polynomial
  * (~1 ulp); erf as x P(x^2) / Q(x^2), a rational fit (relative error 2e-8 on [0, 3.92], where
- * float erf reaches 1) evaluated in double. bert_exp / bert_erf below are the same math one
- * value at a time, for the tails of arrays and the generic path, with the same fused steps so
- * every path gives the same bits; the tests hold both to libm's expf / erff. */
+ * float erf reaches 1) evaluated in double. The exp is the project's (core/vexp.h, shared with
+ * the loss). bert_exp / bert_erf below are the same math one value at a time, for the tails of
+ * arrays and the generic path, with the same fused steps so every path gives the same bits; the
+ * tests hold both to libm's expf / erff. */
 
 static const double ERF_P[6] = {1.1283791462876034,     0.19039975514717059,
                                 0.05274786474125645,    0.0037653432167172422,
@@ -373,8 +375,6 @@ static const double ERF_Q[6] = {1.0,
                                 0.0011624734086573083,
                                 3.809225791799038e-05};
 #define ERF_CLAMP 3.92
-#define EXP_LO -87.0f /* below: 0 (the float result would be subnormal) */
-#define EXP_HI 88.0f
 
 float bert_erf(float xf) {
     double x = xf < -ERF_CLAMP ? -ERF_CLAMP : xf > ERF_CLAMP ? ERF_CLAMP : (double)xf;
@@ -384,43 +384,10 @@ float bert_erf(float xf) {
 }
 
 float bert_exp(float x) {
-    if (x < EXP_LO) return 0.0f;
-    if (x > EXP_HI) x = EXP_HI;
-    float n = nearbyintf(x * 1.44269504088896341f);
-    float r = fmaf(n, -0.693145751953125f, x); /* ln 2 in two parts, the first exact */
-    r = fmaf(n, -1.428606820309417232e-6f, r);
-    float p = 1.0f / 5040.0f;
-    p = fmaf(p, r, 1.0f / 720.0f);
-    p = fmaf(p, r, 1.0f / 120.0f);
-    p = fmaf(p, r, 1.0f / 24.0f);
-    p = fmaf(p, r, 1.0f / 6.0f);
-    p = fmaf(p, r, 0.5f);
-    p = fmaf(p, r, 1.0f);
-    p = fmaf(p, r, 1.0f);
-    return ldexpf(p, (int)n);
+    return gc_exp1(x);
 }
 
 #ifdef GC_HAVE_X86_PATHS
-static inline GC_TARGET_AVX2 __m256 exp8(__m256 x) {
-    __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(EXP_LO), _CMP_LT_OQ);
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693145751953125f), x);
-    r = _mm256_fmadd_ps(n, _mm256_set1_ps(-1.428606820309417232e-6f), r);
-    __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    __m256i e =
-        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
-}
-
 static inline GC_TARGET_AVX2 __m256d erf4d(__m256d x) {
     x = _mm256_min_pd(_mm256_max_pd(x, _mm256_set1_pd(-ERF_CLAMP)), _mm256_set1_pd(ERF_CLAMP));
     __m256d x2 = _mm256_mul_pd(x, x);
@@ -438,27 +405,7 @@ static inline GC_TARGET_AVX2 __m256 erf8(__m256 x) {
     return _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
 }
 
-/* The same math sixteen lanes wide, step for step, so it gives exp8's and erf8's bits. */
-static inline GC_TARGET_AVX512 __m512 exp16(__m512 x) {
-    __mmask16 under = _mm512_cmp_ps_mask(x, _mm512_set1_ps(EXP_LO), _CMP_LT_OQ);
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EXP_LO)), _mm512_set1_ps(EXP_HI));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693145751953125f), x);
-    r = _mm512_fmadd_ps(n, _mm512_set1_ps(-1.428606820309417232e-6f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    __m512i e =
-        _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_maskz_mul_ps((__mmask16)~under, p, _mm512_castsi512_ps(e));
-}
-
+/* The same math eight lanes wide in double, step for step, so erf16 gives erf8's bits. */
 static inline GC_TARGET_AVX512 __m512d erf8d(__m512d x) {
     x = _mm512_min_pd(_mm512_max_pd(x, _mm512_set1_pd(-ERF_CLAMP)), _mm512_set1_pd(ERF_CLAMP));
     __m512d x2 = _mm512_mul_pd(x, x);
@@ -489,14 +436,8 @@ static inline GC_TARGET_AVX512 __m512 erf16(__m512 x) {
 #define GELU_BLOCK 1024
 
 #ifdef GC_HAVE_X86_PATHS
-/* The AVX2 and AVX-512 bodies of exp_array and the GELU loops: each does the whole groups of eight
+/* The AVX2 and AVX-512 bodies of the GELU loops: each does the whole groups of eight
  * in [i, end) and returns where the scalar tail starts. */
-static GC_TARGET_AVX2 int exp_array_avx2(float *out, const float *x, int n) {
-    int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, exp8(_mm256_loadu_ps(x + i)));
-    return i;
-}
-
 static GC_TARGET_AVX2 size_t gelu_forward_avx2(float *out, const float *inp, size_t i, size_t end) {
     const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f),
                  s2 = _mm256_set1_ps(INV_SQRT2);
@@ -516,16 +457,10 @@ static GC_TARGET_AVX2 size_t gelu_backward_avx2(float *dinp, const float *inp, c
     for (; i + 8 <= end; i += 8) {
         __m256 x = _mm256_loadu_ps(inp + i);
         __m256 cdf = _mm256_mul_ps(half, _mm256_add_ps(one, erf8(_mm256_mul_ps(x, s2))));
-        __m256 pdf = _mm256_mul_ps(c, exp8(_mm256_mul_ps(nhalf, _mm256_mul_ps(x, x))));
+        __m256 pdf = _mm256_mul_ps(c, gc_exp8(_mm256_mul_ps(nhalf, _mm256_mul_ps(x, x))));
         __m256 g = _mm256_fmadd_ps(x, pdf, cdf);
         _mm256_storeu_ps(dinp + i, _mm256_mul_ps(_mm256_loadu_ps(dout + i), g));
     }
-    return i;
-}
-
-static GC_TARGET_AVX512 int exp_array_avx512(float *out, const float *x, int n) {
-    int i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, exp16(_mm512_loadu_ps(x + i)));
     return i;
 }
 
@@ -549,24 +484,13 @@ static GC_TARGET_AVX512 size_t gelu_backward_avx512(float *dinp, const float *in
     for (; i + 16 <= end; i += 16) {
         __m512 x = _mm512_loadu_ps(inp + i);
         __m512 cdf = _mm512_mul_ps(half, _mm512_add_ps(one, erf16(_mm512_mul_ps(x, s2))));
-        __m512 pdf = _mm512_mul_ps(c, exp16(_mm512_mul_ps(nhalf, _mm512_mul_ps(x, x))));
+        __m512 pdf = _mm512_mul_ps(c, gc_exp16(_mm512_mul_ps(nhalf, _mm512_mul_ps(x, x))));
         __m512 g = _mm512_fmadd_ps(x, pdf, cdf);
         _mm512_storeu_ps(dinp + i, _mm512_mul_ps(_mm512_loadu_ps(dout + i), g));
     }
     return i;
 }
 #endif
-
-/* out[i] = exp(x[i]) for i < n (out may alias x). */
-static void exp_array(float *out, const float *x, int n) {
-    int i = 0;
-#ifdef GC_HAVE_X86_PATHS
-    gc_cpu_path path = gc_cpu_path_get();
-    if (path == GC_CPU_AVX512) i = exp_array_avx512(out, x, n);
-    if (path == GC_CPU_AVX2) i = exp_array_avx2(out, x, n);
-#endif
-    for (; i < n; i++) out[i] = bert_exp(x[i]);
-}
 
 /* One block [i, end) of the GELU and of its derivative, vector loop then scalar tail: every
  * GELU entry point below goes through these, so all give the same bits. */
@@ -755,7 +679,7 @@ static gc_status par_fail_report(const par_fail *f) {
 static void softmax_row(float *row, int T, float scale) {
     float mx = row_max(row, T) * scale;
     for (int j = 0; j < T; j++) row[j] = row[j] * scale - mx;
-    exp_array(row, row, T);
+    gc_exp_array(row, row, (size_t)T);
     float inv = 1.0f / row_sum(row, T);
     for (int j = 0; j < T; j++) row[j] *= inv;
 }
