@@ -12,10 +12,10 @@
  * count and each row is summed the same way wherever it sits: a primitive built for a short
  * product would block its sums differently (by shape and thread count) and the same rows would
  * differ in their last bits from a tall product's, making an example's bf16 numbers depend on
- * its chunk-mates. Measured on a 2-core AMX Xeon (oneDNN 2.6; bench/matmul_prims, and a MiniLM
- * step's CPU time): oneDNN's runtime-size GEMM already runs bf16 on AMX there (1.2-1.8 TFLOP/s
- * at MiniLM's products), per-shape blocks ran 0.7-1.26x its rate by shape and the bf16 step
- * took 5.6-6.4 CPU seconds against 5.4-5.8, so runtime is the default for both types;
+ * its chunk-mates. Measured on a quiet 2-core AMX Xeon (oneDNN 2.6): the runtime-size GEMM
+ * already runs bf16 on AMX there (1.0-1.6 TFLOP/s at MiniLM's products); per-shape blocks ran
+ * 0.73-1.21x its rate by product (bench/matmul_prims) and a MiniLM step took 1.08x the CPU
+ * time in fp32 and 1.05x in bf16 with them (bench/prims_step.sh), so runtime is the default;
  * GC_MATMUL_PRIMS=shape (or gc_matmul_set_prims) opts into per-shape primitives. The primitives
  * are per thread so the function may be called from inside an OpenMP region (oneDNN then
  * runs single-threaded there). */
