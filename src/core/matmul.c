@@ -23,6 +23,7 @@
 #include "gc_testing.h"
 
 #include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -218,7 +219,14 @@ static gc_status build(mm_cache *c, gc_mm_type dt, int ta, int tb, int acc, int 
     return GC_OK;
 }
 
-static int g_prims[2]; /* GC_MM_PRIMS_AUTO until set */
+static int g_prims[2];                                /* GC_MM_PRIMS_AUTO until set */
+static gc_mm_prims g_env_prims = GC_MM_PRIMS_RUNTIME; /* GC_MATMUL_PRIMS, read once */
+static pthread_once_t g_env_once = PTHREAD_ONCE_INIT;
+
+static void read_env(void) {
+    const char *env = getenv("GC_MATMUL_PRIMS");
+    if (env && strcmp(env, "shape") == 0) g_env_prims = GC_MM_PRIMS_SHAPE;
+}
 
 void gc_matmul_set_prims(gc_mm_type dtype, gc_mm_prims kind) {
     if ((dtype == GC_MM_F32 || dtype == GC_MM_BF16) && kind >= GC_MM_PRIMS_AUTO &&
@@ -229,10 +237,8 @@ void gc_matmul_set_prims(gc_mm_type dtype, gc_mm_prims kind) {
 gc_mm_prims gc_matmul_prims(gc_mm_type dtype) {
     if (dtype != GC_MM_F32 && dtype != GC_MM_BF16) return GC_MM_PRIMS_RUNTIME;
     if (g_prims[dtype] != GC_MM_PRIMS_AUTO) return (gc_mm_prims)g_prims[dtype];
-    const char *env = getenv("GC_MATMUL_PRIMS");
-    if (env && strcmp(env, "runtime") == 0) return GC_MM_PRIMS_RUNTIME;
-    if (env && strcmp(env, "shape") == 0) return GC_MM_PRIMS_SHAPE;
-    return GC_MM_PRIMS_RUNTIME;
+    pthread_once(&g_env_once, read_env);
+    return g_env_prims;
 }
 
 const char *gc_matmul_prims_name(gc_mm_prims kind) {
