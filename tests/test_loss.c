@@ -1,11 +1,15 @@
 /* test_loss.c: the InfoNCE loss. The double reference against central finite differences,
  * the float reference against the double one, the tiled gc_infonce against the dense
  * reference over batch sizes, tile sizes that do not divide them, hard negatives, symmetric
- * and cosine variants, numerical stability (large scale, duplicated rows) and bad calls. */
+ * and cosine variants, the two halves (gc_infonce_stats, gc_infonce_rep_grad) against the dense
+ * reference and across thread counts (the same bits), numerical stability (large scale,
+ * duplicated rows) and bad calls. */
 #include "gc_testing.h"
 #include "test_util.h"
 
 #include <math.h>
+#include <omp.h>
+#include <stdint.h>
 #include <string.h>
 
 static unsigned g_seed = 12345u;
@@ -243,6 +247,53 @@ static void split_grads(const gc_rep_view *v, int B, int P, int d, const gc_loss
         }
     }
     free(ws);
+}
+
+/* The two halves give the same bits whatever the thread count: each row's (and each positive
+ * column's) statistics and each gradient row are summed by one thread in a fixed order. Many
+ * row blocks, partial tiles, hard negatives, both score kinds, float and bf16 views. */
+static void split_run(const gc_rep_view *v, int B, int P, int d, const gc_loss_config *cfg,
+                      int threads, gc_loss_out *o, float *dq, float *dp) {
+    omp_set_num_threads(threads);
+    size_t n = gc_infonce_stats_workspace_size(B, P, d, B, 0, cfg);
+    void *ws = malloc(n);
+    CHECK(ws != NULL, "workspace");
+    memset(ws, 0x5A, n);
+    CHECK_OK(gc_infonce_stats(v, B, P, d, cfg, NULL, o, ws));
+    CHECK_OK(gc_infonce_rep_grad(v, 0, 0, B, 1.0f, dq, ws));
+    CHECK_OK(gc_infonce_rep_grad(v, 1, 0, P, 1.0f, dp, ws));
+    free(ws);
+}
+
+static void test_split_threads(void) {
+    const int B = 700, P = 1400, d = 24;
+    float *q = malloc(sizeof(float) * B * d), *p = malloc(sizeof(float) * P * d);
+    uint16_t *qh = malloc(sizeof(uint16_t) * B * d), *ph = malloc(sizeof(uint16_t) * P * d);
+    float *g[2][2];
+    for (int r = 0; r < 2; r++)
+        g[r][0] = malloc(sizeof(float) * B * d), g[r][1] = malloc(sizeof(float) * P * d);
+    make_pair(q, p, B, P, d, 0.5);
+    gc_bf16_from_f32(qh, q, (size_t)B * d);
+    gc_bf16_from_f32(ph, p, (size_t)P * d);
+    const int saved = omp_get_max_threads();
+    for (int kind = 0; kind < 4; kind++) {
+        gc_loss_config cfg = {0.05f, kind & 1, kind & 1, 96}; /* tiles of 96: partial ones */
+        gc_rep_view v = kind & 2 ? (gc_rep_view){qh, ph, d, 1} : (gc_rep_view){q, p, d, 0};
+        gc_loss_out o1, o2;
+        split_run(&v, B, P, d, &cfg, 1, &o1, g[0][0], g[0][1]);
+        for (int t = 2; t <= 3; t++) {
+            split_run(&v, B, P, d, &cfg, t, &o2, g[1][0], g[1][1]);
+            CHECK(o1.loss == o2.loss && o1.dlog_tau == o2.dlog_tau && o1.accuracy == o2.accuracy,
+                  "kind %d, %d threads: loss %.17g vs %.17g", kind, t, o2.loss, o1.loss);
+            CHECK(!memcmp(g[0][0], g[1][0], sizeof(float) * B * d),
+                  "kind %d, %d threads: query gradients differ from 1 thread's", kind, t);
+            CHECK(!memcmp(g[0][1], g[1][1], sizeof(float) * P * d),
+                  "kind %d, %d threads: passage gradients differ from 1 thread's", kind, t);
+        }
+    }
+    omp_set_num_threads(saved);
+    free(q), free(p), free(qh), free(ph);
+    for (int r = 0; r < 2; r++) free(g[r][0]), free(g[r][1]);
 }
 
 /* misuse: gradients before statistics, rows outside the side, another view */
@@ -516,6 +567,7 @@ int main(void) {
     test_ref_float_vs_double();
     test_tiled_vs_dense();
     test_split_vs_dense();
+    test_split_threads();
     test_partial_outputs();
     test_stability();
     test_bad_calls();

@@ -9,6 +9,8 @@
 #include "core/vexp.h"
 
 #include <math.h>
+#include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -245,9 +247,11 @@ gc_status gc_infonce_ref(const float *q, const float *p, int B, int P, int d,
 #define GC_LOSS_COL_BLOCK 64
 /* Tile rows go through the vector exp (core/vexp.h) this many scores at a time. */
 #define EXP_BLOCK 256
+/* Independent accumulators of a row's max and sums (combined in a fixed order). */
+#define LANES 8
 /* Loops over fewer elements than this stay on one thread: for small batches and tiles the
  * fork and join would cost more than the work (and much more on an oversubscribed machine). */
-#define PAR(n) ((n) >= 32768)
+#define PAR(n) ((n) >= 32768 && !omp_in_parallel())
 
 /* Offsets of the pieces of the workspace, each aligned to 64 bytes. Per-row pieces cover this
  * rank's rows only; the column statistics cover every positive (all B). */
@@ -369,6 +373,67 @@ static gc_status score_tile(float *S, const float *q, const float *p, const floa
     return GC_OK;
 }
 
+/* One score row s (tj) of a tile whose positive, if any, is column dg: merge its running
+ * (max, sum, expected score) *rm, *rz, *re; keep its positive's score and the best other. */
+static void stats_row(const float *s, int tj, int dg, double *rm, double *rz, double *re,
+                      float *pos, float *other) {
+    /* LANES independent maxima and sums, so the loops vectorize and no add waits on the one
+     * before it; the lanes are combined in a fixed order */
+    float mx[LANES];
+    for (int l = 0; l < LANES; l++) mx[l] = -INFINITY;
+    int j = 0;
+    for (; j + LANES <= tj; j += LANES)
+        for (int l = 0; l < LANES; l++) mx[l] = s[j + l] > mx[l] ? s[j + l] : mx[l];
+    float m = -INFINITY;
+    for (int l = 0; l < LANES; l++) m = mx[l] > m ? mx[l] : m;
+    for (; j < tj; j++) m = s[j] > m ? s[j] : m;
+    double zl[LANES], el[LANES];
+    for (int l = 0; l < LANES; l++) zl[l] = 0, el[l] = 0;
+    float x[EXP_BLOCK];
+    for (int j0 = 0; j0 < tj; j0 += EXP_BLOCK) {
+        const int n = tj - j0 < EXP_BLOCK ? tj - j0 : EXP_BLOCK;
+        const float *sj = s + j0;
+        for (int k = 0; k < n; k++) x[k] = sj[k] - m;
+        gc_exp_array(x, x, (size_t)n);
+        int k = 0;
+        for (; k + LANES <= n; k += LANES)
+            for (int l = 0; l < LANES; l++)
+                zl[l] += x[k + l], el[l] += (double)x[k + l] * sj[k + l];
+        for (; k < n; k++) zl[0] += x[k], el[0] += (double)x[k] * sj[k];
+    }
+    const double z = ((zl[0] + zl[1]) + (zl[2] + zl[3])) + ((zl[4] + zl[5]) + (zl[6] + zl[7]));
+    const double e = ((el[0] + el[1]) + (el[2] + el[3])) + ((el[4] + el[5]) + (el[6] + el[7]));
+    lse_merge(rm, rz, re, m, z, e);
+    if (dg >= 0 && dg < tj) {
+        float o = -INFINITY;
+        for (int jj = 0; jj < tj; jj++)
+            if (jj != dg) o = s[jj] > o ? s[jj] : o;
+        *pos = s[dg];
+        m = o;
+    }
+    if (m > *other) *other = m;
+}
+
+/* Columns [0, nc) of a tile's rows S (ti rows of stride ld; nc <= GC_LOSS_COL_BLOCK): merge
+ * their running statistics cm, cz, ce (nc long, this block's columns). */
+static void stats_cols(const float *S, int ld, int ti, int nc, double *cm, double *cz, double *ce) {
+    float m[GC_LOSS_COL_BLOCK];
+    double z[GC_LOSS_COL_BLOCK], e[GC_LOSS_COL_BLOCK];
+    for (int c = 0; c < nc; c++) m[c] = -INFINITY, z[c] = 0, e[c] = 0;
+    for (int i = 0; i < ti; i++) {
+        const float *s = S + (size_t)i * ld;
+        for (int c = 0; c < nc; c++) m[c] = s[c] > m[c] ? s[c] : m[c];
+    }
+    for (int i = 0; i < ti; i++) {
+        const float *s = S + (size_t)i * ld;
+        float x[GC_LOSS_COL_BLOCK];
+        for (int c = 0; c < nc; c++) x[c] = s[c] - m[c];
+        gc_exp_array(x, x, (size_t)nc);
+        for (int c = 0; c < nc; c++) z[c] += x[c], e[c] += (double)x[c] * s[c];
+    }
+    for (int c = 0; c < nc; c++) lse_merge(&cm[c], &cz[c], &ce[c], m[c], z[c], e[c]);
+}
+
 /* Merge the statistics of a score tile S (ti, tj) of global query rows gi0.. and passage
  * columns J0..: each row's running (max, sum, expected score) rm, rz, re, its positive's score
  * and the best other score (ti long, the tile's rows); with sym, the positive columns' running
@@ -377,53 +442,52 @@ static void tile_stats(const float *S, int ti, int tj, int gi0, int J0, int B, i
                        double *rz, double *re, float *pos, float *other, double *cm, double *cz,
                        double *ce) {
 #pragma omp parallel for schedule(static) if (PAR((size_t)ti * tj))
-    for (int i = 0; i < ti; i++) {
-        const float *s = S + (size_t)i * tj;
-        const int dg = gi0 + i - J0; /* the positive's column in this tile, if any */
-        float m = -INFINITY;
-        for (int j = 0; j < tj; j++) m = s[j] > m ? s[j] : m;
-        double z = 0, e = 0;
-        float x[EXP_BLOCK];
-        for (int j0 = 0; j0 < tj; j0 += EXP_BLOCK) {
-            const int n = tj - j0 < EXP_BLOCK ? tj - j0 : EXP_BLOCK;
-            for (int k = 0; k < n; k++) x[k] = s[j0 + k] - m;
-            gc_exp_array(x, x, (size_t)n);
-            for (int k = 0; k < n; k++) z += x[k], e += (double)x[k] * s[j0 + k];
-        }
-        lse_merge(&rm[i], &rz[i], &re[i], m, z, e);
-        if (dg >= 0 && dg < tj) {
-            float o = -INFINITY;
-            for (int j = 0; j < tj; j++)
-                if (j != dg) o = s[j] > o ? s[j] : o;
-            pos[i] = s[dg];
-            m = o;
-        }
-        if (m > other[i]) other[i] = m;
-    }
+    for (int i = 0; i < ti; i++)
+        stats_row(S + (size_t)i * tj, tj, gi0 + i - J0, &rm[i], &rz[i], &re[i], &pos[i], &other[i]);
     if (sym && J0 < B) {
         const int tc = B - J0 < tj ? B - J0 : tj; /* positive columns in this tile */
 #pragma omp parallel for schedule(static) if (PAR((size_t)ti * tc))
         for (int c0 = 0; c0 < tc; c0 += GC_LOSS_COL_BLOCK) {
             const int nc = tc - c0 < GC_LOSS_COL_BLOCK ? tc - c0 : GC_LOSS_COL_BLOCK;
-            float m[GC_LOSS_COL_BLOCK];
-            double z[GC_LOSS_COL_BLOCK], e[GC_LOSS_COL_BLOCK];
-            for (int c = 0; c < nc; c++) m[c] = -INFINITY, z[c] = 0, e[c] = 0;
-            for (int i = 0; i < ti; i++) {
-                const float *s = S + (size_t)i * tj + c0;
-                for (int c = 0; c < nc; c++) m[c] = s[c] > m[c] ? s[c] : m[c];
-            }
-            for (int i = 0; i < ti; i++) {
-                const float *s = S + (size_t)i * tj + c0;
-                float x[GC_LOSS_COL_BLOCK];
-                for (int c = 0; c < nc; c++) x[c] = s[c] - m[c];
-                gc_exp_array(x, x, (size_t)nc);
-                for (int c = 0; c < nc; c++) z[c] += x[c], e[c] += (double)x[c] * s[c];
-            }
-            for (int c = 0; c < nc; c++) {
-                const int j = J0 + c0 + c;
-                lse_merge(&cm[j], &cz[j], &ce[j], m[c], z[c], e[c]);
-            }
+            stats_cols(S + c0, tj, ti, nc, cm + J0 + c0, cz + J0 + c0, ce + J0 + c0);
         }
+    }
+}
+
+/* One score row s (tj) of global query row ig, against passage columns J0.. of which the first
+ * tc are positives and dg is its own, becomes H = dS * a_i * b_j in place. mi, zi: the row's
+ * max and 1 / sum; cm, cz: the positive columns' (indexed by global column); ai, bj: the
+ * scales; w: a term's weight. */
+static void grad_row(float *s, int tj, int tc, int dg, int ig, int J0, double mi_d, double zi_d,
+                     const double *cm, const double *cz, float ai, const float *bj, double w) {
+    const float mi = (float)mi_d, ri = (float)(w * zi_d);
+    const float sd = dg >= 0 && dg < tj ? s[dg] : 0.0f;
+    float u[EXP_BLOCK], v[EXP_BLOCK];
+    for (int j0 = 0; j0 < tc; j0 += EXP_BLOCK) {
+        const int n = tc - j0 < EXP_BLOCK ? tc - j0 : EXP_BLOCK;
+        for (int k = 0; k < n; k++)
+            u[k] = s[j0 + k] - mi, v[k] = s[j0 + k] - (float)cm[J0 + j0 + k];
+        gc_exp_array(u, u, (size_t)n);
+        gc_exp_array(v, v, (size_t)n);
+        for (int k = 0; k < n; k++) {
+            const int j = j0 + k;
+            float g = u[k] * ri + v[k] * (float)(w * cz[J0 + j]);
+            s[j] = g * ai * bj[j];
+        }
+    }
+    for (int j0 = tc; j0 < tj; j0 += EXP_BLOCK) {
+        const int n = tj - j0 < EXP_BLOCK ? tj - j0 : EXP_BLOCK;
+        for (int k = 0; k < n; k++) u[k] = s[j0 + k] - mi;
+        gc_exp_array(u, u, (size_t)n);
+        for (int k = 0; k < n; k++) s[j0 + k] = u[k] * ri * ai * bj[j0 + k];
+    }
+    /* softmax_ii - 1 cancels badly in float when the positive takes nearly all the mass (a
+     * well-trained model, or scale 100): form it in double from the running statistics, whose
+     * z holds the other passages' mass to double precision */
+    if (dg >= 0 && dg < tj) {
+        double g = exp((double)sd - mi_d) * zi_d - 1.0;
+        if (dg < tc) g += exp((double)sd - cm[ig]) * cz[ig] - 1.0;
+        s[dg] = (float)(w * g * ai * bj[dg]);
     }
 }
 
@@ -435,41 +499,9 @@ static void tile_to_grad(float *S, int ti, int tj, int gi0, int J0, int tc, cons
                          const double *rz, const double *cm, const double *cz, const float *a,
                          const float *bj, double w) {
 #pragma omp parallel for schedule(static) if (PAR((size_t)ti * tj))
-    for (int i = 0; i < ti; i++) {
-        float *s = S + (size_t)i * tj;
-        const float mi = (float)rm[i], ri = (float)(w * rz[i]);
-        const float ai = a[i];
-        const int dg = gi0 + i - J0; /* the positive's column in this tile, if any */
-        const float sd = dg >= 0 && dg < tj ? s[dg] : 0.0f;
-        float u[EXP_BLOCK], v[EXP_BLOCK];
-        for (int j0 = 0; j0 < tc; j0 += EXP_BLOCK) {
-            const int n = tc - j0 < EXP_BLOCK ? tc - j0 : EXP_BLOCK;
-            for (int k = 0; k < n; k++)
-                u[k] = s[j0 + k] - mi, v[k] = s[j0 + k] - (float)cm[J0 + j0 + k];
-            gc_exp_array(u, u, (size_t)n);
-            gc_exp_array(v, v, (size_t)n);
-            for (int k = 0; k < n; k++) {
-                const int j = j0 + k;
-                float g = u[k] * ri + v[k] * (float)(w * cz[J0 + j]);
-                s[j] = g * ai * bj[j];
-            }
-        }
-        for (int j0 = tc; j0 < tj; j0 += EXP_BLOCK) {
-            const int n = tj - j0 < EXP_BLOCK ? tj - j0 : EXP_BLOCK;
-            for (int k = 0; k < n; k++) u[k] = s[j0 + k] - mi;
-            gc_exp_array(u, u, (size_t)n);
-            for (int k = 0; k < n; k++) s[j0 + k] = u[k] * ri * ai * bj[j0 + k];
-        }
-        /* softmax_ii - 1 cancels badly in float when the positive takes nearly all the mass (a
-         * well-trained model, or scale 100): form it in double from the running statistics,
-         * whose z holds the other passages' mass to double precision */
-        if (dg >= 0 && dg < tj) {
-            const int ig = gi0 + i;
-            double g = exp((double)sd - rm[i]) * rz[i] - 1.0;
-            if (dg < tc) g += exp((double)sd - cm[ig]) * cz[ig] - 1.0;
-            s[dg] = (float)(w * g * ai * bj[dg]);
-        }
-    }
+    for (int i = 0; i < ti; i++)
+        grad_row(S + (size_t)i * tj, tj, tc, gi0 + i - J0, gi0 + i, J0, rm[i], rz[i], cm, cz, a[i],
+                 bj, w);
 }
 
 /* Merge the positive columns' partial statistics of every rank: the global max first, then
@@ -624,10 +656,16 @@ typedef struct stats_header {
 } stats_header;
 
 typedef struct stats_layout {
-    int tile;
-    size_t hdr, row_m, row_z, col_m, col_z, col_e, col_g, a, b, ps, row_e, pos, other, S, qb, pb;
+    int tile, threads;
+    size_t hdr, row_m, row_z, col_m, col_z, col_e, col_g, a, b, ps, row_e, pos, other;
+    size_t thr, thr_stride, S, own, blk; /* per thread: the block S, own rows, a tile's rows */
     size_t total;
 } stats_layout;
+
+/* Rows (or columns) one thread takes at a time in the two halves: its score blocks, (OWN_ROWS,
+ * tile), stay in its cache between the product that forms them and the statistics or gradient
+ * that read them, and no other thread writes its rows' statistics or gradients. */
+#define OWN_ROWS 64
 
 static void stats_plan(stats_layout *L, int B, int P, int d, int rows, int sharded,
                        const gc_loss_config *cfg) {
@@ -649,9 +687,17 @@ static void stats_plan(stats_layout *L, int B, int P, int d, int rows, int shard
     L->row_e = take(&at, sizeof(double) * rows);
     L->pos = take(&at, sizeof(float) * rows);
     L->other = take(&at, sizeof(float) * rows);
-    L->S = take(&at, sizeof(float) * (size_t)T * T);
-    L->qb = take(&at, sizeof(float) * (size_t)T * d);
-    L->pb = take(&at, sizeof(float) * (size_t)T * d);
+    /* each thread's buffers: its (OWN_ROWS, T) score block, its own rows and a tile's rows,
+     * widened to float (the latter also serves the score scales before the passes) */
+    size_t t = 0;
+    L->S = take(&t, sizeof(float) * (size_t)OWN_ROWS * T);
+    L->own = take(&t, sizeof(float) * (size_t)OWN_ROWS * d);
+    L->blk = take(&t, sizeof(float) * (size_t)T * d);
+    L->thr_stride = t;
+    /* the processors rather than the thread count of the moment, so the layout cannot change
+     * between sizing the workspace and using it; the passes use at most this many threads */
+    L->threads = omp_get_num_procs() > 0 ? omp_get_num_procs() : 1;
+    L->thr = take(&at, t * (size_t)L->threads);
     L->total = at + 64;
 }
 
@@ -749,6 +795,116 @@ static void set_positives(float *S, int ti, int tj, int gi0, int J0, const float
     }
 }
 
+/* The two halves' passes run in one OpenMP region each: a thread takes OWN_ROWS rows (or
+ * columns) at a time through every tile of the other side with its own buffers, its products
+ * run single-threaded inside the region, and only it writes those rows' statistics or
+ * gradient, so every value is summed in the same order whatever the thread count. */
+typedef struct thr_bufs {
+    float *S, *own, *blk;
+} thr_bufs;
+
+static thr_bufs thread_bufs(char *ws, const stats_layout *L, int t) {
+    char *base = ws + L->thr + (size_t)t * L->thr_stride;
+    return (thr_bufs){(float *)(base + L->S), (float *)(base + L->own), (float *)(base + L->blk)};
+}
+
+static int pass_threads(const stats_layout *L, int blocks) {
+    int n = omp_get_max_threads();
+    if (n > L->threads) n = L->threads;
+    if (n > blocks) n = blocks;
+    return n < 1 ? 1 : n;
+}
+
+/* The first failure inside a region, with its message (which is per thread). */
+typedef struct pass_error {
+    gc_status st;
+    char msg[512];
+} pass_error;
+
+static void pass_fail(pass_error *e, gc_status st) {
+#pragma omp critical(gc_loss_pass_error)
+    if (e->st == GC_OK) {
+        e->st = st;
+        snprintf(e->msg, sizeof e->msg, "%s", gc_last_error());
+    }
+}
+
+static int pass_failed(pass_error *e) {
+    gc_status st;
+#pragma omp atomic read
+    st = e->st;
+    return st != GC_OK;
+}
+
+static gc_status pass_result(const pass_error *e) {
+    return e->st == GC_OK ? GC_OK : gc_set_error(e->st, "%s", e->msg);
+}
+
+/* Statistics of rows [R0, R0 + NR) against every passage (rm, rz: all B; re, pos, other: the
+ * NR rows). */
+static gc_status stats_rows_pass(const gc_rep_view *v, int P, int d, int R0, int NR, int T,
+                                 const float *a, const float *b, const float *ps, double *rm,
+                                 double *rz, double *re, float *pos, float *other, char *ws,
+                                 const stats_layout *L) {
+    const int nblk = (NR + OWN_ROWS - 1) / OWN_ROWS;
+    pass_error err = {GC_OK, ""};
+#pragma omp parallel num_threads(pass_threads(L, nblk))
+    {
+        const thr_bufs tb = thread_bufs(ws, L, omp_get_thread_num());
+#pragma omp for schedule(dynamic, 1)
+        for (int k = 0; k < nblk; k++) {
+            if (pass_failed(&err)) continue;
+            const int I0 = k * OWN_ROWS, ti = NR - I0 < OWN_ROWS ? NR - I0 : OWN_ROWS;
+            const int gi0 = R0 + I0;
+            const float *qb = load_rows(v->q, v->ld, v->bf16, gi0, ti, d, tb.own);
+            for (int J0 = 0; J0 < P; J0 += T) {
+                const int tj = P - J0 < T ? P - J0 : T;
+                const float *pb = load_rows(v->p, v->ld, v->bf16, J0, tj, d, tb.blk);
+                gc_status st = score_block(tb.S, qb, pb, a + gi0, b + J0, ti, tj, d);
+                if (st != GC_OK) {
+                    pass_fail(&err, st);
+                    break;
+                }
+                set_positives(tb.S, ti, tj, gi0, J0, ps);
+                for (int i = 0; i < ti; i++)
+                    stats_row(tb.S + (size_t)i * tj, tj, gi0 + i - J0, &rm[gi0 + i], &rz[gi0 + i],
+                              &re[I0 + i], &pos[I0 + i], &other[I0 + i]);
+            }
+        }
+    }
+    return pass_result(&err);
+}
+
+/* Statistics of the B positive columns against rows [R0, R0 + NR) (cm, cz, ce: all B). */
+static gc_status stats_cols_pass(const gc_rep_view *v, int B, int d, int R0, int NR, int T,
+                                 const float *a, const float *b, const float *ps, double *cm,
+                                 double *cz, double *ce, char *ws, const stats_layout *L) {
+    const int nblk = (B + OWN_ROWS - 1) / OWN_ROWS;
+    pass_error err = {GC_OK, ""};
+#pragma omp parallel num_threads(pass_threads(L, nblk))
+    {
+        const thr_bufs tb = thread_bufs(ws, L, omp_get_thread_num());
+#pragma omp for schedule(dynamic, 1)
+        for (int k = 0; k < nblk; k++) {
+            if (pass_failed(&err)) continue;
+            const int c0 = k * OWN_ROWS, nc = B - c0 < OWN_ROWS ? B - c0 : OWN_ROWS;
+            const float *pb = load_rows(v->p, v->ld, v->bf16, c0, nc, d, tb.own);
+            for (int I0 = 0; I0 < NR; I0 += T) {
+                const int ti = NR - I0 < T ? NR - I0 : T, gi0 = R0 + I0;
+                const float *qb = load_rows(v->q, v->ld, v->bf16, gi0, ti, d, tb.blk);
+                gc_status st = score_block(tb.S, qb, pb, a + gi0, b + c0, ti, nc, d);
+                if (st != GC_OK) {
+                    pass_fail(&err, st);
+                    break;
+                }
+                set_positives(tb.S, ti, nc, gi0, c0, ps);
+                stats_cols(tb.S, nc, ti, nc, cm + c0, cz + c0, ce + c0);
+            }
+        }
+    }
+    return pass_result(&err);
+}
+
 gc_status gc_infonce_stats(const gc_rep_view *v, int B, int P, int d, const gc_loss_config *cfg,
                            const gc_loss_shard *shard, gc_loss_out *out, void *workspace) {
     if (!v || !workspace)
@@ -781,30 +937,21 @@ gc_status gc_infonce_stats(const gc_rep_view *v, int B, int P, int d, const gc_l
     double *col_e = (double *)(ws + L.col_e), *col_g = (double *)(ws + L.col_g);
     double *row_e = (double *)(ws + L.row_e);
     float *pos = (float *)(ws + L.pos), *other = (float *)(ws + L.other);
-    float *a = (float *)(ws + L.a), *b = (float *)(ws + L.b), *S = (float *)(ws + L.S);
-    float *qbuf = (float *)(ws + L.qb), *pbuf = (float *)(ws + L.pb), *ps = (float *)(ws + L.ps);
+    float *a = (float *)(ws + L.a), *b = (float *)(ws + L.b), *ps = (float *)(ws + L.ps);
+    float *buf = thread_bufs(ws, &L, 0).blk; /* (T, d) */
     const int sym = cfg->symmetric != 0, cosine = cfg->cosine != 0, T = L.tile;
 
-    view_scales(a, v->q, v->ld, v->bf16, B, d, T, cfg->temperature, cosine, qbuf);
-    view_scales(b, v->p, v->ld, v->bf16, P, d, T, 1.0, cosine, pbuf);
+    view_scales(a, v->q, v->ld, v->bf16, B, d, T, cfg->temperature, cosine, buf);
+    view_scales(b, v->p, v->ld, v->bf16, P, d, T, 1.0, cosine, buf);
     positive_scores(ps, v, B, d, a, b);
     for (int i = 0; i < B; i++) row_m[i] = -INFINITY, row_z[i] = 0;
     for (int i = 0; i < NR; i++) row_e[i] = 0, other[i] = -INFINITY, pos[i] = 0;
     if (sym)
         for (int j = 0; j < B; j++) col_m[j] = -INFINITY, col_z[j] = 0, col_e[j] = 0;
 
-    for (int I0 = 0; I0 < NR && st == GC_OK; I0 += T) {
-        const int ti = NR - I0 < T ? NR - I0 : T, gi0 = R0 + I0;
-        const float *qb = load_rows(v->q, v->ld, v->bf16, gi0, ti, d, qbuf);
-        for (int J0 = 0; J0 < P; J0 += T) {
-            const int tj = P - J0 < T ? P - J0 : T;
-            const float *pb = load_rows(v->p, v->ld, v->bf16, J0, tj, d, pbuf);
-            if ((st = score_block(S, qb, pb, a + gi0, b + J0, ti, tj, d)) != GC_OK) break;
-            set_positives(S, ti, tj, gi0, J0, ps);
-            tile_stats(S, ti, tj, gi0, J0, B, sym, row_m + gi0, row_z + gi0, row_e + I0, pos + I0,
-                       other + I0, col_m, col_z, col_e);
-        }
-    }
+    st = stats_rows_pass(v, P, d, R0, NR, T, a, b, ps, row_m, row_z, row_e, pos, other, ws, &L);
+    if (st == GC_OK && sym)
+        st = stats_cols_pass(v, B, d, R0, NR, T, a, b, ps, col_m, col_z, col_e, ws, &L);
     if (st != GC_OK) return st;
     if (sym && sharded && (st = merge_columns(comm, col_m, col_z, col_e, col_g, B)) != GC_OK)
         return st;
@@ -873,43 +1020,56 @@ gc_status gc_infonce_rep_grad(const gc_rep_view *v, int side, int first, int cou
     const double *col_m = (const double *)(ws + L.col_m), *col_z = (const double *)(ws + L.col_z);
     const float *a = (const float *)(ws + L.a), *b = (const float *)(ws + L.b);
     const float *ps = (const float *)(ws + L.ps);
-    float *S = (float *)(ws + L.S), *qbuf = (float *)(ws + L.qb), *pbuf = (float *)(ws + L.pb);
     const int sym = cfg->symmetric != 0, cosine = cfg->cosine != 0, T = L.tile;
     const double w = (sym ? 0.5 : 1.0) / B;
-    gc_status st = GC_OK;
-    for (int c0 = first; c0 < first + count && st == GC_OK; c0 += T) {
-        const int n = first + count - c0 < T ? first + count - c0 : T;
-        float *g = grad + (size_t)(c0 - first) * d;
-        const float *own;
-        if (side == 0) { /* these queries against every passage: g = sum_J H_J p_J */
-            own = load_rows(v->q, v->ld, v->bf16, c0, n, d, qbuf);
-            for (int J0 = 0; J0 < P; J0 += T) {
-                const int tj = P - J0 < T ? P - J0 : T;
-                const int tc = sym && J0 < B ? (B - J0 < tj ? B - J0 : tj) : 0;
-                const float *pb = load_rows(v->p, v->ld, v->bf16, J0, tj, d, pbuf);
-                if ((st = score_block(S, own, pb, a + c0, b + J0, n, tj, d)) != GC_OK) break;
-                set_positives(S, n, tj, c0, J0, ps);
-                tile_to_grad(S, n, tj, c0, J0, tc, row_m + c0, row_z + c0, col_m, col_z, a + c0,
-                             b + J0, w);
-                if ((st = gc_matmul(g, S, pb, n, d, tj, 0, 0, J0 > 0)) != GC_OK) break;
+    const int nblk = (count + OWN_ROWS - 1) / OWN_ROWS;
+    pass_error err = {GC_OK, ""};
+#pragma omp parallel num_threads(pass_threads(&L, nblk))
+    {
+        const thr_bufs tb = thread_bufs(ws, &L, omp_get_thread_num());
+#pragma omp for schedule(dynamic, 1)
+        for (int k = 0; k < nblk; k++) {
+            if (pass_failed(&err)) continue;
+            const int c0 = first + k * OWN_ROWS;
+            const int n = first + count - c0 < OWN_ROWS ? first + count - c0 : OWN_ROWS;
+            float *g = grad + (size_t)(c0 - first) * d;
+            const float *own;
+            gc_status st = GC_OK;
+            if (side == 0) { /* these queries against every passage: g = sum_J H_J p_J */
+                own = load_rows(v->q, v->ld, v->bf16, c0, n, d, tb.own);
+                for (int J0 = 0; J0 < P && st == GC_OK; J0 += T) {
+                    const int tj = P - J0 < T ? P - J0 : T;
+                    const int tc = sym && J0 < B ? (B - J0 < tj ? B - J0 : tj) : 0;
+                    const float *pb = load_rows(v->p, v->ld, v->bf16, J0, tj, d, tb.blk);
+                    if ((st = score_block(tb.S, own, pb, a + c0, b + J0, n, tj, d)) != GC_OK) break;
+                    set_positives(tb.S, n, tj, c0, J0, ps);
+                    for (int i = 0; i < n; i++)
+                        grad_row(tb.S + (size_t)i * tj, tj, tc, c0 + i - J0, c0 + i, J0,
+                                 row_m[c0 + i], row_z[c0 + i], col_m, col_z, a[c0 + i], b + J0, w);
+                    st = gc_matmul(g, tb.S, pb, n, d, tj, 0, 0, J0 > 0);
+                }
+            } else { /* these passages against every query: g = sum_I H_I^T q_I */
+                own = load_rows(v->p, v->ld, v->bf16, c0, n, d, tb.own);
+                const int tc = sym && c0 < B ? (B - c0 < n ? B - c0 : n) : 0;
+                for (int I0 = 0; I0 < B && st == GC_OK; I0 += T) {
+                    const int ti = B - I0 < T ? B - I0 : T;
+                    const float *qb = load_rows(v->q, v->ld, v->bf16, I0, ti, d, tb.blk);
+                    if ((st = score_block(tb.S, qb, own, a + I0, b + c0, ti, n, d)) != GC_OK) break;
+                    set_positives(tb.S, ti, n, I0, c0, ps);
+                    for (int i = 0; i < ti; i++)
+                        grad_row(tb.S + (size_t)i * n, n, tc, I0 + i - c0, I0 + i, c0,
+                                 row_m[I0 + i], row_z[I0 + i], col_m, col_z, a[I0 + i], b + c0, w);
+                    st = gc_matmul(g, tb.S, qb, n, d, ti, 1, 0, I0 > 0);
+                }
             }
-        } else { /* these passages against every query: g = sum_I H_I^T q_I */
-            own = load_rows(v->p, v->ld, v->bf16, c0, n, d, pbuf);
-            const int tc = sym && c0 < B ? (B - c0 < n ? B - c0 : n) : 0;
-            for (int I0 = 0; I0 < B; I0 += T) {
-                const int ti = B - I0 < T ? B - I0 : T;
-                const float *qb = load_rows(v->q, v->ld, v->bf16, I0, ti, d, qbuf);
-                if ((st = score_block(S, qb, own, a + I0, b + c0, ti, n, d)) != GC_OK) break;
-                set_positives(S, ti, n, I0, c0, ps);
-                tile_to_grad(S, ti, n, I0, c0, tc, row_m + I0, row_z + I0, col_m, col_z, a + I0,
-                             b + c0, w);
-                if ((st = gc_matmul(g, S, qb, n, d, ti, 1, 0, I0 > 0)) != GC_OK) break;
+            if (st != GC_OK) {
+                pass_fail(&err, st);
+                continue;
             }
+            if (cosine) cosine_project(g, own, n, d);
+            if (scale != 1.0f)
+                for (size_t k2 = 0; k2 < (size_t)n * d; k2++) g[k2] *= scale;
         }
-        if (st != GC_OK) break;
-        if (cosine) cosine_project(g, own, n, d);
-        if (scale != 1.0f)
-            for (size_t k = 0; k < (size_t)n * d; k++) g[k] *= scale;
     }
-    return st;
+    return pass_result(&err);
 }
